@@ -1,0 +1,230 @@
+/*
+ * optim.h - liboptim public API.
+ *
+ * liboptim applies optimizer steps to caller-owned parameter buffers.  An
+ * optimizer handle holds parameter groups; each group runs one algorithm
+ * (found by name in a registry) with its own hyperparameters, and each
+ * parameter is a named, caller-owned tensor (param + grad) of 1 to 4
+ * dimensions.  Every function returns an optim_status (0 on success, a
+ * negative code otherwise) unless documented differently; the library never
+ * prints, exits or aborts.
+ *
+ * Thread safety: every function that takes an optim_optimizer * may be called
+ * concurrently with calls on *other* handles; calls on one handle must be
+ * serialized by the caller.  Functions without a handle (version, strerror,
+ * registry and introspection) are safe to call from any thread at any time.
+ *
+ * ABI rules: enumerators have explicit values and are only ever appended;
+ * no structure is part of the ABI.
+ */
+#ifndef OPTIM_H
+#define OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(OPTIM_BUILDING) && defined(__GNUC__)
+#define OPTIM_API __attribute__((visibility("default")))
+#else
+#define OPTIM_API
+#endif
+
+#define OPTIM_VERSION_MAJOR 0
+#define OPTIM_VERSION_MINOR 1
+#define OPTIM_VERSION_PATCH 0
+#define OPTIM_VERSION_STRING "0.1.0"
+
+/* Largest number of dimensions of a parameter tensor. */
+#define OPTIM_MAX_DIMS 4
+
+/* Status codes.  Values are fixed forever; new codes are appended. */
+typedef enum optim_status {
+  OPTIM_OK = 0,
+  OPTIM_EINVAL = -1,       /* invalid argument: NULL pointer, bad index */
+  OPTIM_ENOMEM = -2,       /* out of memory */
+  OPTIM_ESHAPE = -3,       /* bad number of dimensions or dimension size */
+  OPTIM_ERANGE = -4,       /* value outside its allowed range */
+  OPTIM_ENONFINITE = -5,   /* NaN or infinity in a value or a gradient */
+  OPTIM_EUNKNOWN = -6,     /* unknown algorithm, hyperparameter or name */
+  OPTIM_ETYPE = -7,        /* hyperparameter accessed with the wrong type */
+  OPTIM_EDTYPE = -8,       /* unsupported element type */
+  OPTIM_ECONFIG = -9,      /* inconsistent or missing required settings */
+  OPTIM_EEXIST = -10,      /* a parameter with that name already exists */
+  OPTIM_EIO = -11,         /* file could not be read or written */
+  OPTIM_EFORMAT = -12,     /* not a liboptim checkpoint */
+  OPTIM_EVERSION = -13,    /* checkpoint format version not supported */
+  OPTIM_EENDIAN = -14,     /* checkpoint written with another byte order */
+  OPTIM_ETRUNCATED = -15,  /* checkpoint shorter than its header says */
+  OPTIM_ECORRUPT = -16,    /* checkpoint checksum mismatch */
+  OPTIM_EMISMATCH = -17,   /* checkpoint does not match this optimizer */
+  OPTIM_EUNSUPPORTED = -18 /* algorithm cannot be applied to this tensor */
+} optim_status;
+
+/* Element types of parameter tensors.  New types are appended. */
+typedef enum optim_dtype {
+  OPTIM_FLOAT32 = 1,
+  OPTIM_FLOAT64 = 2
+} optim_dtype;
+
+/* Types of hyperparameters. */
+typedef enum optim_type {
+  OPTIM_TYPE_DOUBLE = 1,
+  OPTIM_TYPE_INT = 2,    /* int64_t */
+  OPTIM_TYPE_BOOL = 3,   /* int, 0 or 1 */
+  OPTIM_TYPE_STRING = 4  /* one of a fixed set of words */
+} optim_type;
+
+/* Kinds of per-parameter optimizer state. */
+typedef enum optim_state_kind {
+  OPTIM_STATE_BUFFER = 1, /* an array of the parameter's dtype */
+  OPTIM_STATE_SCALAR = 2  /* a single int64 value, e.g. the step count */
+} optim_state_kind;
+
+typedef struct optim_optimizer optim_optimizer;
+
+/* Library version, e.g. "0.1.0". */
+OPTIM_API const char *optim_version(void);
+
+/* Static English description of a status code (never NULL). */
+OPTIM_API const char *optim_strerror(int status);
+
+/* ---- Registry and introspection (no handle needed) ---------------------- */
+
+/* Number of registered algorithms. */
+OPTIM_API int optim_algorithm_count(void);
+/* Name of algorithm number index (0-based), or NULL when out of range. */
+OPTIM_API const char *optim_algorithm_name(int index);
+/* One-line description of an algorithm, or NULL when unknown. */
+OPTIM_API const char *optim_algorithm_doc(const char *algorithm);
+/* Number of hyperparameters of an algorithm (including the options every
+ * group has, such as "nonfinite"), or OPTIM_EUNKNOWN. */
+OPTIM_API int optim_hparam_count(const char *algorithm);
+/* Describe hyperparameter number index of an algorithm.  Any output pointer
+ * may be NULL.  *default_value is the default as text ("required" when the
+ * caller must set it); *doc a one-line description. */
+OPTIM_API int optim_hparam_info(const char *algorithm, int index,
+                                const char **name, int *type,
+                                const char **default_value, const char **doc);
+
+/* ---- Optimizer lifecycle --------------------------------------------------- */
+
+/* Create an empty optimizer; *out receives the handle. */
+OPTIM_API int optim_create(optim_optimizer **out);
+/* Free an optimizer and all its state.  NULL is a no-op.  Caller buffers
+ * are not touched. */
+OPTIM_API void optim_destroy(optim_optimizer *opt);
+/* Message describing the last failed call on this handle ("" if none). */
+OPTIM_API const char *optim_errmsg(const optim_optimizer *opt);
+/* Number of OpenMP threads used by optim_step; 0 (default) means the OpenMP
+ * default (OMP_NUM_THREADS). */
+OPTIM_API int optim_set_threads(optim_optimizer *opt, int nthreads);
+
+/* ---- Parameter groups and hyperparameters ----------------------------------- */
+
+/* Append a group running the named algorithm, with default hyperparameters;
+ * *group (may be NULL) receives its index. */
+OPTIM_API int optim_add_group(optim_optimizer *opt, const char *algorithm,
+                              int *group);
+OPTIM_API int optim_group_count(const optim_optimizer *opt);
+/* Algorithm name of a group, or NULL for a bad index. */
+OPTIM_API const char *optim_group_algorithm(const optim_optimizer *opt,
+                                            int group);
+
+/* Typed hyperparameter accessors.  Unknown names give OPTIM_EUNKNOWN, a
+ * wrong type OPTIM_ETYPE, NaN/Inf OPTIM_ENONFINITE, and values outside the
+ * documented range OPTIM_ERANGE; on error nothing changes. */
+OPTIM_API int optim_set_double(optim_optimizer *opt, int group,
+                               const char *name, double value);
+OPTIM_API int optim_get_double(optim_optimizer *opt, int group,
+                               const char *name, double *value);
+OPTIM_API int optim_set_int(optim_optimizer *opt, int group, const char *name,
+                            int64_t value);
+OPTIM_API int optim_get_int(optim_optimizer *opt, int group, const char *name,
+                            int64_t *value);
+OPTIM_API int optim_set_bool(optim_optimizer *opt, int group, const char *name,
+                             int value);
+OPTIM_API int optim_get_bool(optim_optimizer *opt, int group, const char *name,
+                             int *value);
+OPTIM_API int optim_set_string(optim_optimizer *opt, int group,
+                               const char *name, const char *value);
+/* Copies the value with its NUL into buf; OPTIM_ERANGE if size is too small. */
+OPTIM_API int optim_get_string(optim_optimizer *opt, int group,
+                               const char *name, char *buf, size_t size);
+/* Set one hyperparameter from text, parsed according to its type. */
+OPTIM_API int optim_set_option(optim_optimizer *opt, int group,
+                               const char *name, const char *text);
+/* Set several hyperparameters from "name=value,name=value"; all or none. */
+OPTIM_API int optim_configure(optim_optimizer *opt, int group,
+                              const char *spec);
+
+/* ---- Parameters ---------------------------------------------------------------- */
+
+/* Register a caller-owned tensor in a group.  name must be unique in the
+ * optimizer (names key checkpoints).  shape has ndim entries (1..4), each
+ * >= 1.  param and grad are arrays of dtype with prod(shape) elements; grad
+ * may be NULL (no gradient: the parameter is skipped by algorithms whose
+ * reference skips missing gradients).  *index (may be NULL) receives the
+ * parameter's index.  Optimizer state is allocated here. */
+OPTIM_API int optim_add_param(optim_optimizer *opt, int group,
+                              const char *name, int dtype, int ndim,
+                              const int64_t *shape, void *param,
+                              const void *grad, int *index);
+/* Re-point a parameter at (possibly new) buffers; grad may be NULL. */
+OPTIM_API int optim_param_bind(optim_optimizer *opt, int index, void *param,
+                               const void *grad);
+OPTIM_API int optim_param_count(const optim_optimizer *opt);
+OPTIM_API int optim_param_find(optim_optimizer *opt, const char *name,
+                               int *index);
+/* Describe a parameter; any output may be NULL; shape must have room for
+ * OPTIM_MAX_DIMS entries. */
+OPTIM_API int optim_param_info(optim_optimizer *opt, int index,
+                               const char **name, int *group, int *dtype,
+                               int *ndim, int64_t *shape);
+
+/* ---- Optimizer state (read access) -------------------------------------------- */
+
+/* Number of state entries of a parameter. */
+OPTIM_API int optim_state_count(optim_optimizer *opt, int index);
+/* Describe state entry k of a parameter: name ("exp_avg", "step", ...),
+ * kind (optim_state_kind) and element count (1 for scalars). */
+OPTIM_API int optim_state_info(optim_optimizer *opt, int index, int k,
+                               const char **name, int *kind, int64_t *numel);
+/* Read-only view of a state buffer (elements of the parameter's dtype). */
+OPTIM_API int optim_state_buffer(optim_optimizer *opt, int index,
+                                 const char *name, const void **data,
+                                 int64_t *numel);
+/* Value of a state scalar. */
+OPTIM_API int optim_state_scalar(optim_optimizer *opt, int index,
+                                 const char *name, int64_t *value);
+/* Per-group counters: "steps" (steps applied) and "skipped" (steps skipped by
+ * the nonfinite=skip policy). */
+OPTIM_API int optim_get_counter(optim_optimizer *opt, int group,
+                                const char *name, int64_t *value);
+
+/* ---- Stepping ------------------------------------------------------------------ */
+
+/* Apply one step of every group to every parameter.  Validation (settings,
+ * buffers, non-finite gradients under nonfinite=error) happens before any
+ * value is written: on error no parameter or state value changes. */
+OPTIM_API int optim_step(optim_optimizer *opt);
+
+/* ---- Checkpoints ------------------------------------------------------------------ */
+
+/* Write the whole optimizer state (groups, hyperparameters, counters,
+ * per-parameter state keyed by name) to path, atomically (temporary file,
+ * fsync, rename). */
+OPTIM_API int optim_save(optim_optimizer *opt, const char *path);
+/* Restore state saved by optim_save into an optimizer with the same groups,
+ * algorithms and parameter names and shapes.  On any error the optimizer is
+ * left untouched. */
+OPTIM_API int optim_load(optim_optimizer *opt, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OPTIM_H */

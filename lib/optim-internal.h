@@ -1,0 +1,205 @@
+/*
+ * optim-internal.h - definitions shared by liboptim's sources.  Never
+ * installed; nothing here is ABI.
+ */
+#ifndef OPTIM_INTERNAL_H
+#define OPTIM_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optim.h"
+
+#if defined(__GNUC__)
+#define OPTIM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define OPTIM_PRINTF(a, b)
+#endif
+
+/* Run-time dispatch of hot kernels to the best vector ISA of the CPU. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define OPTIM_CLONES \
+  __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define OPTIM_CLONES
+#endif
+
+#define OPTIM_MAX_STATE 6      /* state entries per parameter */
+#define OPTIM_MAX_COEF 12      /* per-step coefficients per parameter */
+#define OPTIM_ERRMSG_SIZE 512
+
+/* ---- hyperparameters --------------------------------------------------------- */
+
+enum {
+  HP_LO_OPEN = 1u << 0,   /* lower bound excluded */
+  HP_HI_OPEN = 1u << 1,   /* upper bound excluded */
+  HP_REQUIRED = 1u << 2,  /* no default: the caller must set it */
+  HP_LAYOUT = 1u << 3,    /* changing it changes the state layout */
+  HP_REINIT = 1u << 4     /* changing it re-initializes fresh state */
+};
+
+typedef struct hp_desc {
+  const char *name;
+  int type;             /* optim_type */
+  double def;           /* default for double/int/bool */
+  const char *def_str;  /* default for strings */
+  double lo, hi;        /* allowed range for double/int */
+  unsigned flags;
+  const char *choices;  /* strings: words separated by '|' */
+  const char *doc;
+} hp_desc;
+
+typedef union hp_value {
+  double d;
+  int64_t i;    /* also bool (0/1) and string (index into choices) */
+} hp_value;
+
+/* Options every group has, whatever its algorithm. */
+enum { NONFINITE_ERROR = 0, NONFINITE_SKIP = 1, NONFINITE_ZERO = 2 };
+
+/* ---- state layout ---------------------------------------------------------------- */
+
+typedef struct state_layout {
+  int n;
+  const char *name[OPTIM_MAX_STATE];
+  int kind[OPTIM_MAX_STATE];            /* optim_state_kind */
+} state_layout;
+
+typedef struct state_entry {
+  const char *name;     /* static string from the algorithm */
+  int kind;
+  void *buf;            /* OPTIM_STATE_BUFFER: numel elements of the dtype */
+  int64_t scalar;       /* OPTIM_STATE_SCALAR */
+} state_entry;
+
+struct optim_group;
+struct optim_param;
+
+/* What an algorithm tells the core.  All callbacks are required except
+ * check.  Values in g->hp follow the order of the hp table. */
+typedef struct optim_alg {
+  const char *name;
+  const char *doc;
+  const hp_desc *hp;
+  int nhp;
+  /* Optional: refuse a tensor the algorithm cannot handle
+   * (OPTIM_EUNSUPPORTED with a message). */
+  int (*accept)(const struct optim_group *g, const struct optim_param *p,
+                char *msg, size_t size);
+  /* Cross-hyperparameter consistency; fills msg and returns a status. */
+  int (*check)(const struct optim_group *g, char *msg, size_t size);
+  /* The state entries a parameter needs under the group's settings. */
+  void (*layout)(const struct optim_group *g, const struct optim_param *p,
+                 state_layout *out);
+  /* Initialize state of a parameter that has not stepped yet (buffers are
+   * already zero-filled). */
+  void (*init_state)(const struct optim_group *g, struct optim_param *p);
+  /* Serial, once per step for each parameter that steps: advance scalars
+   * and compute p->coef for the kernel. */
+  void (*prepare)(const struct optim_group *g, struct optim_param *p);
+  /* Elements [begin, end) of one parameter; may run on any thread, on
+   * disjoint ranges of the same parameter concurrently. */
+  void (*kernel)(const struct optim_group *g, const struct optim_param *p,
+                 size_t begin, size_t end);
+} optim_alg;
+
+/* ---- objects ------------------------------------------------------------------------ */
+
+typedef struct optim_group {
+  const optim_alg *alg;
+  hp_value *hp;          /* alg->nhp values */
+  unsigned char *hp_set; /* whether the caller set each value */
+  int nonfinite;         /* NONFINITE_* */
+  int64_t steps, skipped;
+  /* per-step, written by optim_step */
+  int skip_now;
+} optim_group;
+
+typedef struct optim_param {
+  char *name;
+  int group;
+  int dtype;
+  int ndim;
+  int64_t shape[OPTIM_MAX_DIMS];
+  size_t numel;
+  void *data;
+  const void *grad;
+  int nstate;
+  state_entry state[OPTIM_MAX_STATE];
+  double coef[OPTIM_MAX_COEF];   /* per-step values from alg->prepare */
+  int zero_nonfinite;            /* per-step: replace NaN/Inf grads by 0 */
+} optim_param;
+
+struct optim_optimizer {
+  uint32_t magic;
+  int nthreads;
+  optim_group *groups;
+  int ngroups;
+  optim_param *params;
+  int nparams, cap_params;
+  int *active;                   /* scratch for optim_step, cap_params long */
+  unsigned char *bad;            /* scratch for optim_step, cap_params long */
+  char errmsg[OPTIM_ERRMSG_SIZE];
+};
+
+#define OPTIM_MAGIC 0x4f50544du /* "OPTM" */
+
+/* ---- helpers (lib/...) ------------------------------------------------------------------ */
+
+/* Record a message on the handle and return status. */
+int optim__fail(optim_optimizer *opt, int status, const char *fmt, ...)
+    OPTIM_PRINTF(3, 4);
+void optim__clear(optim_optimizer *opt);
+/* Validate a handle (not NULL, right magic). */
+int optim__valid(const optim_optimizer *opt);
+
+/* registry.c */
+const optim_alg *optim__alg_find(const char *name);
+/* Index of hp in alg's table, -1 for the common "nonfinite" option, or -2
+ * when unknown. */
+int optim__hp_index(const optim_alg *alg, const char *name);
+extern const hp_desc optim__hp_nonfinite;
+
+/* hparams.c */
+int optim__group_init(optim_group *g, const optim_alg *alg);
+void optim__group_free(optim_group *g);
+/* Parse and validate text for hp desc into *out (no side effects). */
+int optim__hp_parse(const hp_desc *d, const char *text, hp_value *out,
+                    char *msg, size_t size);
+int optim__hp_check_value(const hp_desc *d, hp_value v, char *msg, size_t size);
+/* Group-level validation before a step: required values and alg->check. */
+int optim__group_check(const optim_group *g, char *msg, size_t size);
+
+/* optimizer.c */
+/* Bring every parameter of a group to the layout its settings need
+ * (allocates missing buffers) and re-initialize state of parameters that
+ * have not stepped when reinit is set.  All or nothing. */
+int optim__group_realize(optim_optimizer *opt, int group, int reinit);
+state_entry *optim__state_get(optim_param *p, const char *name);
+size_t optim__dtype_size(int dtype);
+/* Step count of a parameter (its "step" scalar, or the momentum flag...):
+ * non-zero when the parameter has already been updated. */
+int optim__param_has_stepped(const optim_param *p);
+
+/* kernels/finite.c: non-zero when x[begin, end) holds a NaN or infinity.
+ * Scans from the end towards begin. */
+int optim__nonfinite(int dtype, const void *x, size_t begin, size_t end);
+
+/* Accessors used by algorithms. */
+static inline double hp_d(const optim_group *g, int i) { return g->hp[i].d; }
+static inline int64_t hp_i(const optim_group *g, int i) { return g->hp[i].i; }
+
+/* Per-element gradient read honoring nonfinite=zero: v - v is 0 only for
+ * finite v, so the select is branch-free and vectorizes. */
+#define OPTIM_GRAD(T, g, i, zero) \
+  ((zero) ? (((g)[i] - (g)[i]) == (T)0 ? (g)[i] : (T)0) : (g)[i])
+
+/* Instantiate a kernel body for float and double from one source:
+ * BODY(T, SQRT) is a macro generating the loop. */
+#define OPTIM_SQRT_float sqrtf
+#define OPTIM_SQRT_double sqrt
+
+#endif /* OPTIM_INTERNAL_H */

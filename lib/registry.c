@@ -1,0 +1,73 @@
+/* registry.c - the table of algorithms and the introspection API. */
+#include <string.h>
+
+#include "optim-internal.h"
+
+extern const optim_alg optim__alg_sgd;
+extern const optim_alg optim__alg_adam;
+extern const optim_alg optim__alg_adamw;
+extern const optim_alg optim__alg_adagrad;
+
+/* Order is the listing order of optim_algorithm_name(); append only. */
+static const optim_alg *const algs[] = {
+  &optim__alg_sgd,
+  &optim__alg_adam,
+  &optim__alg_adamw,
+  &optim__alg_adagrad,
+};
+#define NALGS ((int)(sizeof algs / sizeof algs[0]))
+
+const hp_desc optim__hp_nonfinite = {
+  "nonfinite", OPTIM_TYPE_STRING, 0, "error", 0, 0, 0, "error|skip|zero",
+  "policy for NaN/Inf gradients: error (step fails, nothing changes), "
+  "skip (the group skips this step), zero (non-finite entries count as 0)"
+};
+
+const optim_alg *optim__alg_find(const char *name)
+{
+  if (name == NULL) return NULL;
+  for (int i = 0; i < NALGS; i++)
+    if (strcmp(algs[i]->name, name) == 0) return algs[i];
+  return NULL;
+}
+
+int optim__hp_index(const optim_alg *alg, const char *name)
+{
+  for (int i = 0; i < alg->nhp; i++)
+    if (strcmp(alg->hp[i].name, name) == 0) return i;
+  if (strcmp(name, optim__hp_nonfinite.name) == 0) return -1;
+  return -2;
+}
+
+int optim_algorithm_count(void) { return NALGS; }
+
+const char *optim_algorithm_name(int index)
+{
+  return (index >= 0 && index < NALGS) ? algs[index]->name : NULL;
+}
+
+const char *optim_algorithm_doc(const char *algorithm)
+{
+  const optim_alg *a = optim__alg_find(algorithm);
+  return a ? a->doc : NULL;
+}
+
+int optim_hparam_count(const char *algorithm)
+{
+  const optim_alg *a = optim__alg_find(algorithm);
+  return a ? a->nhp + 1 : OPTIM_EUNKNOWN;
+}
+
+int optim_hparam_info(const char *algorithm, int index, const char **name,
+                      int *type, const char **default_value, const char **doc)
+{
+  const optim_alg *a = optim__alg_find(algorithm);
+  if (a == NULL) return OPTIM_EUNKNOWN;
+  if (index < 0 || index > a->nhp) return OPTIM_ERANGE;
+  const hp_desc *d = index < a->nhp ? &a->hp[index] : &optim__hp_nonfinite;
+  if (name) *name = d->name;
+  if (type) *type = d->type;
+  if (default_value) *default_value = d->def_str;
+  if (doc) *doc = d->doc;
+  return OPTIM_OK;
+}

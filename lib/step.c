@@ -1,0 +1,148 @@
+/* step.c - optim_step: validation, the non-finite policy, and one fused,
+ * threaded pass of every algorithm kernel over its parameters. */
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "optim-internal.h"
+
+/* Below this many elements a step runs on the calling thread only. */
+#define PARALLEL_MIN_ELEMS ((size_t)1 << 15)
+/* Thread ranges start on multiples of this many elements (a cache line of
+ * float32), so threads never write the same line of a parameter. */
+#define RANGE_ALIGN 16
+
+static int thread_count(const optim_optimizer *opt, size_t total)
+{
+#ifdef _OPENMP
+  if (total < PARALLEL_MIN_ELEMS) return 1;
+  int t = opt->nthreads > 0 ? opt->nthreads : omp_get_max_threads();
+  return t < 1 ? 1 : t;
+#else
+  (void)opt;
+  (void)total;
+  return 1;
+#endif
+}
+
+static void thread_range(size_t total, int t, int nt, size_t *lo, size_t *hi)
+{
+  size_t a = (size_t)((unsigned __int128)total * (unsigned)t / (unsigned)nt);
+  size_t b = (size_t)((unsigned __int128)total * (unsigned)(t + 1) / (unsigned)nt);
+  if (t > 0) a -= a % RANGE_ALIGN;
+  if (t + 1 < nt) b -= b % RANGE_ALIGN;
+  *lo = a;
+  *hi = b;
+}
+
+/* Mark in opt->bad[] the listed parameters whose gradient holds a NaN or
+ * infinity.  Each thread scans its slice backwards, so the front of each
+ * slice is still in cache when the update pass starts there. */
+static void scan_nonfinite(optim_optimizer *opt, const int *list, int n, size_t total)
+{
+  int nt = thread_count(opt, total);
+  for (int k = 0; k < n; k++) opt->bad[list[k]] = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    int t = 0, T = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    T = omp_get_num_threads();
+#endif
+    size_t lo, hi, off = total;
+    thread_range(total, t, T, &lo, &hi);
+    for (int k = n - 1; k >= 0; k--) {
+      const optim_param *p = &opt->params[list[k]];
+      off -= p->numel;
+      if (hi <= off || lo >= off + p->numel) continue;
+      size_t b = lo > off ? lo - off : 0;
+      size_t e = hi < off + p->numel ? hi - off : p->numel;
+      if (optim__nonfinite(p->dtype, p->grad, b, e)) {
+#pragma omp atomic write
+        opt->bad[list[k]] = 1;
+      }
+    }
+  }
+}
+
+static void run_kernels(optim_optimizer *opt, const int *list, int n, size_t total)
+{
+  int nt = thread_count(opt, total);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    int t = 0, T = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    T = omp_get_num_threads();
+#endif
+    size_t lo, hi, off = 0;
+    thread_range(total, t, T, &lo, &hi);
+    for (int k = 0; k < n && off < hi; k++) {
+      const optim_param *p = &opt->params[list[k]];
+      size_t b = lo > off ? lo - off : 0;
+      size_t e = hi < off + p->numel ? hi - off : p->numel;
+      if (lo < off + p->numel && b < e) {
+        const optim_group *g = &opt->groups[p->group];
+        g->alg->kernel(g, p, b, e);
+      }
+      off += p->numel;
+    }
+  }
+}
+
+int optim_step(optim_optimizer *opt)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+
+  for (int g = 0; g < opt->ngroups; g++) {
+    int st = optim__group_check(&opt->groups[g], opt->errmsg, sizeof opt->errmsg);
+    if (st) return st;
+    opt->groups[g].skip_now = 0;
+  }
+
+  /* Parameters with a gradient whose group checks for non-finite values. */
+  int *list = opt->active, n = 0;
+  size_t total = 0;
+  for (int i = 0; i < opt->nparams; i++) {
+    const optim_param *p = &opt->params[i];
+    if (p->grad && opt->groups[p->group].nonfinite != NONFINITE_ZERO) {
+      list[n++] = i;
+      total += p->numel;
+    }
+  }
+  if (n > 0) {
+    scan_nonfinite(opt, list, n, total);
+    for (int k = 0; k < n; k++) {
+      const optim_param *p = &opt->params[list[k]];
+      if (!opt->bad[list[k]]) continue;
+      optim_group *g = &opt->groups[p->group];
+      if (g->nonfinite == NONFINITE_ERROR)
+        return optim__fail(opt, OPTIM_ENONFINITE,
+                           "gradient of '%s' holds NaN or infinity (group %d, "
+                           "nonfinite=error): nothing was changed",
+                           p->name, p->group);
+      g->skip_now = 1;
+    }
+  }
+
+  /* Everything is valid: from here on the step cannot fail. */
+  n = 0;
+  total = 0;
+  for (int i = 0; i < opt->nparams; i++) {
+    optim_param *p = &opt->params[i];
+    const optim_group *g = &opt->groups[p->group];
+    if (!p->grad || g->skip_now) continue;
+    p->zero_nonfinite = g->nonfinite == NONFINITE_ZERO;
+    g->alg->prepare(g, p);
+    list[n++] = i;
+    total += p->numel;
+  }
+  if (n > 0) run_kernels(opt, list, n, total);
+  for (int g = 0; g < opt->ngroups; g++) {
+    if (opt->groups[g].skip_now) opt->groups[g].skipped++;
+    else opt->groups[g].steps++;
+  }
+  return OPTIM_OK;
+}
