@@ -240,6 +240,8 @@ static int get_typed(optim_optimizer *opt, int group, const char *name,
   if (st) return st;
   if (d->type != type)
     return optim__fail(opt, OPTIM_ETYPE, "%s is not of the type used to read it", name);
+  if (idx >= 0 && (d->flags & HP_REQUIRED) && !opt->groups[group].hp_set[idx])
+    return optim__fail(opt, OPTIM_ECONFIG, "%s has no default and was not set", name);
   *v = current(&opt->groups[group], idx);
   return OPTIM_OK;
 }

@@ -1,0 +1,355 @@
+/* check_checkpoint.c - save/load: bit-identical resume for every algorithm
+ * and dtype, and every kind of bad file rejected with its own status while
+ * the optimizer stays untouched. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "testutil.h"
+
+static char dir[256];
+
+static const char *path_in_dir(const char *name)
+{
+  static char buf[512];
+  snprintf(buf, sizeof buf, "%s/%s", dir, name);
+  return buf;
+}
+
+/* Three parameters over two groups; order can be reversed to show that
+ * names, not positions, key the checkpoint. */
+typedef struct model {
+  optim_optimizer *opt;
+  int dtype;
+  size_t es;
+  void *p[3], *g[3];
+} model;
+
+static const size_t sizes[3] = {6 * 5, 40000, 3 * 2 * 2 * 2};
+static const int ndims[3] = {2, 1, 4};
+static const int64_t shapes[3][4] = {{6, 5}, {40000}, {3, 2, 2, 2}};
+static const char *names[3] = {"layer.weight", "layer.big", "conv.weight"};
+
+static void model_init(model *m, const char *alg, const char *opts, int dtype, int reversed)
+{
+  memset(m, 0, sizeof *m);
+  m->dtype = dtype;
+  m->es = dtype == OPTIM_FLOAT32 ? 4 : 8;
+  int g0, g1;
+  ck_assert_int_eq(optim_create(&m->opt), OPTIM_OK);
+  ck_assert_int_eq(optim_add_group(m->opt, alg, &g0), OPTIM_OK);
+  ck_assert_int_eq(optim_add_group(m->opt, "adamw", &g1), OPTIM_OK);
+  ck_assert_msg(optim_configure(m->opt, g0, opts) == OPTIM_OK, "%s", optim_errmsg(m->opt));
+  ck_assert_int_eq(optim_set_threads(m->opt, 2), OPTIM_OK);
+  for (int k = 0; k < 3; k++) {
+    int j = reversed ? 2 - k : k;
+    m->p[j] = malloc(sizes[j] * m->es);
+    m->g[j] = malloc(sizes[j] * m->es);
+    for (size_t i = 0; i < sizes[j]; i++) {
+      double v = golden_noise(i, 0, (uint64_t)j, 5);
+      if (dtype == OPTIM_FLOAT32) ((float *)m->p[j])[i] = (float)v;
+      else ((double *)m->p[j])[i] = v;
+    }
+    ck_assert_int_eq(optim_add_param(m->opt, j == 2 ? g1 : g0, names[j], dtype, ndims[j],
+                                     shapes[j], m->p[j], m->g[j], NULL),
+                     OPTIM_OK);
+  }
+}
+
+static void model_steps(model *m, int from, int to)
+{
+  for (int k = from; k < to; k++) {
+    for (int j = 0; j < 3; j++) {
+      int idx;
+      optim_param_find(m->opt, names[j], &idx);
+      /* Parameter 0 misses its gradient every fourth step. */
+      if (j == 0 && k % 4 == 3) {
+        optim_param_bind(m->opt, idx, m->p[j], NULL);
+        continue;
+      }
+      golden_grad(m->dtype, m->p[j], m->g[j], sizes[j], (uint64_t)k + 1, (uint64_t)j, 5);
+      optim_param_bind(m->opt, idx, m->p[j], m->g[j]);
+    }
+    ck_assert_msg(optim_step(m->opt) == OPTIM_OK, "%s", optim_errmsg(m->opt));
+  }
+}
+
+/* Hash of parameters by name, state in name order. */
+static uint64_t model_hash(model *m)
+{
+  uint64_t h = 1469598103934665603ull;
+  for (int j = 0; j < 3; j++) {
+    int idx;
+    optim_param_find(m->opt, names[j], &idx);
+    h = hash_bytes(h, m->p[j], sizes[j] * m->es);
+    int ns = optim_state_count(m->opt, idx);
+    for (int k = 0; k < ns; k++) {
+      const char *nm;
+      int kind;
+      optim_state_info(m->opt, idx, k, &nm, &kind, NULL);
+      if (kind == OPTIM_STATE_SCALAR) {
+        int64_t v;
+        optim_state_scalar(m->opt, idx, nm, &v);
+        h = hash_bytes(h, &v, sizeof v);
+      } else {
+        const void *d;
+        int64_t n;
+        optim_state_buffer(m->opt, idx, nm, &d, &n);
+        h = hash_bytes(h, d, (size_t)n * m->es);
+      }
+    }
+  }
+  for (int g = 0; g < 2; g++) {
+    int64_t s;
+    optim_get_counter(m->opt, g, "steps", &s);
+    h = hash_bytes(h, &s, sizeof s);
+  }
+  return h;
+}
+
+static void model_free(model *m)
+{
+  optim_destroy(m->opt);
+  for (int j = 0; j < 3; j++) {
+    free(m->p[j]);
+    free(m->g[j]);
+  }
+}
+
+static const struct {
+  const char *alg, *opts;
+} configs[] = {
+  {"sgd", "lr=0.05"},
+  {"sgd", "lr=0.05,momentum=0.9,nesterov=true,weight_decay=0.01"},
+  {"sgd", "lr=0.05,momentum=0.8,dampening=0.3"},
+  {"adam", "lr=0.01,amsgrad=true,weight_decay=0.01"},
+  {"adam", "lr=0.01"},
+  {"adamw", "lr=0.01,weight_decay=0.1"},
+  {"adagrad", "lr=0.1,lr_decay=0.01,initial_accumulator_value=0.1"},
+};
+#define NCONFIGS ((int)(sizeof configs / sizeof configs[0]))
+
+/* N steps uninterrupted == k steps, save, load into a fresh optimizer
+ * (parameters registered in another order), N - k steps. */
+START_TEST(test_resume_bit_identical)
+{
+  int c = _i % NCONFIGS, dtype = _i < NCONFIGS ? OPTIM_FLOAT32 : OPTIM_FLOAT64;
+  const int N = 17, K = 7;
+  model ref, a, b;
+  model_init(&ref, configs[c].alg, configs[c].opts, dtype, 0);
+  model_steps(&ref, 0, N);
+
+  model_init(&a, configs[c].alg, configs[c].opts, dtype, 0);
+  model_steps(&a, 0, K);
+  char path[512];
+  snprintf(path, sizeof path, "%s", path_in_dir("resume.ckpt"));
+  ck_assert_msg(optim_save(a.opt, path) == OPTIM_OK, "%s", optim_errmsg(a.opt));
+
+  model_init(&b, configs[c].alg, configs[c].opts, dtype, 1);
+  /* A different lr in the fresh optimizer: load restores the saved one. */
+  ck_assert_int_eq(optim_set_double(b.opt, 0, "lr", 0.5), OPTIM_OK);
+  for (int j = 0; j < 3; j++) memcpy(b.p[j], a.p[j], sizes[j] * a.es);
+  ck_assert_msg(optim_load(b.opt, path) == OPTIM_OK, "%s", optim_errmsg(b.opt));
+  ck_assert_uint_eq(model_hash(&b), model_hash(&a));
+  model_steps(&b, K, N);
+  ck_assert_uint_eq(model_hash(&b), model_hash(&ref));
+  for (int j = 0; j < 3; j++) ck_assert_mem_eq(b.p[j], ref.p[j], sizes[j] * ref.es);
+  model_free(&ref);
+  model_free(&a);
+  model_free(&b);
+}
+END_TEST
+
+static unsigned char *read_file(const char *path, size_t *n)
+{
+  FILE *f = fopen(path, "rb");
+  ck_assert_ptr_nonnull(f);
+  fseek(f, 0, SEEK_END);
+  *n = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *d = malloc(*n);
+  ck_assert_uint_eq(fread(d, 1, *n, f), *n);
+  fclose(f);
+  return d;
+}
+
+static void write_file(const char *path, const void *d, size_t n)
+{
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(d, 1, n, f), n);
+  fclose(f);
+}
+
+static void fix_header_crc(unsigned char *d)
+{
+  uint32_t c = (uint32_t)crc32(0L, d, 36);
+  memcpy(d + 36, &c, 4);
+}
+
+/* Load a variant of the good file; assert the status and that nothing in
+ * the optimizer changed (state, counters, hyperparameters). */
+static void expect_load(model *m, const unsigned char *d, size_t n, int status, const char *what)
+{
+  const char *p = path_in_dir("bad.ckpt");
+  write_file(p, d, n);
+  uint64_t h = model_hash(m);
+  double lr;
+  optim_get_double(m->opt, 0, "lr", &lr);
+  int st = optim_load(m->opt, p);
+  ck_assert_msg(st == status, "%s: got %d (%s: %s), want %d", what, st, optim_strerror(st),
+                optim_errmsg(m->opt), status);
+  ck_assert_msg(strlen(optim_errmsg(m->opt)) > 0, "%s: no message", what);
+  ck_assert_uint_eq(model_hash(m), h);
+  double lr2;
+  optim_get_double(m->opt, 0, "lr", &lr2);
+  ck_assert_double_eq(lr, lr2);
+}
+
+START_TEST(test_bad_files)
+{
+  model m, other;
+  model_init(&m, "adam", "lr=0.01,amsgrad=true", OPTIM_FLOAT32, 0);
+  model_steps(&m, 0, 3);
+  char good[512];
+  snprintf(good, sizeof good, "%s", path_in_dir("good.ckpt"));
+  ck_assert_int_eq(optim_save(m.opt, good), OPTIM_OK);
+  size_t n;
+  unsigned char *d = read_file(good, &n);
+  unsigned char *v = malloc(n + 16);
+  /* The optimizer we load into has moved on, and a different lr. */
+  optim_set_double(m.opt, 0, "lr", 0.02);
+  model_steps(&m, 3, 5);
+
+  ck_assert_int_eq(optim_load(m.opt, path_in_dir("does-not-exist")), OPTIM_EIO);
+  ck_assert_int_eq(optim_load(m.opt, NULL), OPTIM_EINVAL);
+  expect_load(&m, d, 0, OPTIM_EFORMAT, "empty file");
+  expect_load(&m, (const unsigned char *)"hello, world, this is not it at all........................", 60,
+              OPTIM_EFORMAT, "text file");
+  /* Truncation at many lengths, including inside the header. */
+  for (size_t cut = 4; cut < n; cut += (cut < 64 ? 4 : n / 7)) {
+    memcpy(v, d, n);
+    expect_load(&m, v, cut, OPTIM_ETRUNCATED, "truncated");
+  }
+  memcpy(v, d, n);
+  expect_load(&m, v, n - 1, OPTIM_ETRUNCATED, "one byte short");
+  memcpy(v, d, n);
+  v[n] = 0;
+  expect_load(&m, v, n + 1, OPTIM_ECORRUPT, "trailing byte");
+  /* Bit flips: header, meta, first and last data byte. */
+  size_t flips[] = {20, 45, 60, n / 2, n - 1};
+  for (int k = 0; k < 5; k++) {
+    memcpy(v, d, n);
+    v[flips[k]] ^= 0x10;
+    expect_load(&m, v, n, OPTIM_ECORRUPT, "bit flip");
+  }
+  /* Version skew and byte order, with a valid header checksum. */
+  memcpy(v, d, n);
+  uint32_t ver = 2;
+  memcpy(v + 8, &ver, 4);
+  fix_header_crc(v);
+  expect_load(&m, v, n, OPTIM_EVERSION, "version 2");
+  memcpy(v, d, n);
+  uint32_t swapped = 0x04030201u;
+  memcpy(v + 12, &swapped, 4);
+  fix_header_crc(v);
+  expect_load(&m, v, n, OPTIM_EENDIAN, "other byte order");
+
+  /* Files from optimizers that do not match: other algorithm, other dtype. */
+  const struct {
+    const char *alg, *opts;
+    int dtype;
+  } others[] = {
+    {"adamw", "lr=0.01", OPTIM_FLOAT32},
+    {"adam", "lr=0.01,amsgrad=true", OPTIM_FLOAT64},
+  };
+  for (int k = 0; k < 2; k++) {
+    model_init(&other, others[k].alg, others[k].opts, others[k].dtype, 0);
+    ck_assert_int_eq(optim_save(other.opt, path_in_dir("other.ckpt")), OPTIM_OK);
+    size_t on;
+    unsigned char *od = read_file(path_in_dir("other.ckpt"), &on);
+    expect_load(&m, od, on, OPTIM_EMISMATCH, others[k].alg);
+    free(od);
+    model_free(&other);
+  }
+  /* Other names, other shapes, fewer parameters, other group count. */
+  {
+    optim_optimizer *o;
+    int g0, g1;
+    float w[30], big[40000], c[24];
+    int64_t s0[2] = {6, 5}, s0b[2] = {5, 6}, s1[1] = {40000}, s2[4] = {3, 2, 2, 2};
+    for (int k = 0; k < 4; k++) {
+      optim_create(&o);
+      optim_add_group(o, "adam", &g0);
+      if (k != 3) optim_add_group(o, "adamw", &g1);
+      else g1 = g0;
+      optim_set_bool(o, g0, "amsgrad", 1);
+      optim_add_param(o, g0, k == 0 ? "layer.renamed" : "layer.weight", OPTIM_FLOAT32, 2,
+                      k == 1 ? s0b : s0, w, w, NULL);
+      optim_add_param(o, g0, "layer.big", OPTIM_FLOAT32, 1, s1, big, big, NULL);
+      if (k != 2) optim_add_param(o, g1, "conv.weight", OPTIM_FLOAT32, 4, s2, c, c, NULL);
+      ck_assert_int_eq(optim_save(o, path_in_dir("other.ckpt")), OPTIM_OK);
+      optim_destroy(o);
+      size_t on;
+      unsigned char *od = read_file(path_in_dir("other.ckpt"), &on);
+      expect_load(&m, od, on, OPTIM_EMISMATCH, "names/shapes/count/groups");
+      free(od);
+    }
+  }
+  /* The good file still loads, and restores the saved lr. */
+  ck_assert_msg(optim_load(m.opt, good) == OPTIM_OK, "%s", optim_errmsg(m.opt));
+  double lr;
+  optim_get_double(m.opt, 0, "lr", &lr);
+  ck_assert_double_eq(lr, 0.01);
+  free(d);
+  free(v);
+  model_free(&m);
+}
+END_TEST
+
+START_TEST(test_save_errors)
+{
+  model m;
+  model_init(&m, "sgd", "lr=0.1,momentum=0.9", OPTIM_FLOAT32, 0);
+  ck_assert_int_eq(optim_save(m.opt, NULL), OPTIM_EINVAL);
+  ck_assert_int_eq(optim_save(m.opt, ""), OPTIM_EINVAL);
+  ck_assert_int_eq(optim_save(m.opt, "/nonexistent-dir/x/y.ckpt"), OPTIM_EIO);
+  ck_assert(strstr(optim_errmsg(m.opt), "nonexistent") != NULL);
+  /* An existing file is replaced whole, and no temporary file is left. */
+  char p[512];
+  snprintf(p, sizeof p, "%s", path_in_dir("replace.ckpt"));
+  write_file(p, "old contents", 12);
+  ck_assert_int_eq(optim_save(m.opt, p), OPTIM_OK);
+  ck_assert_int_eq(optim_load(m.opt, p), OPTIM_OK);
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp >/dev/null", dir);
+  ck_assert_int_ne(system(cmd), 0);
+  model_free(&m);
+}
+END_TEST
+
+int main(void)
+{
+  snprintf(dir, sizeof dir, "/tmp/optim-ckpt-XXXXXX");
+  if (!mkdtemp(dir)) return 99;
+  Suite *s = suite_create("checkpoint");
+  TCase *tc = tcase_create("checkpoint");
+  tcase_set_timeout(tc, 120);
+  tcase_add_loop_test(tc, test_resume_bit_identical, 0, 2 * NCONFIGS);
+  tcase_add_test(tc, test_bad_files);
+  tcase_add_test(tc, test_save_errors);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) return 99;
+  return failed ? 1 : 0;
+}

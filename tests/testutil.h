@@ -1,0 +1,82 @@
+/* testutil.h - helpers shared by the check suites. */
+#ifndef OPTIM_TESTUTIL_H
+#define OPTIM_TESTUTIL_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optim.h"
+
+/* The golden gradient noise of tests/golden/README, exact in float32. */
+static inline double golden_noise(uint64_t i, uint64_t k, uint64_t j, uint64_t seed)
+{
+  uint32_t x = (uint32_t)(i * 2654435761u + k * 40503u + (j + 1) * 97u + seed * 7919u);
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return (double)((int)(x % 2001u) - 1000) / 512.0;
+}
+
+/* g = 0.25 * p + s, rounded twice in the dtype. */
+static inline void golden_grad(int dtype, const void *p, void *g, size_t n, uint64_t k,
+                               uint64_t j, uint64_t seed)
+{
+  for (size_t i = 0; i < n; i++) {
+    double s = golden_noise(i, k, j, seed);
+    if (dtype == OPTIM_FLOAT32) {
+      float t = 0.25f * ((const float *)p)[i];
+      ((float *)g)[i] = t + (float)s;
+    } else {
+      double t = 0.25 * ((const double *)p)[i];
+      ((double *)g)[i] = t + s;
+    }
+  }
+}
+
+/* FNV-1a over bytes, folded: used to assert that nothing changed. */
+static inline uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
+{
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n; i++) {
+    h ^= p[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+/* Hash of every hyperparameter-independent piece of optimizer state:
+ * each parameter's state buffers and scalars, and its data. */
+static inline uint64_t hash_state(optim_optimizer *opt)
+{
+  uint64_t h = 1469598103934665603ull;
+  int np = optim_param_count(opt);
+  for (int i = 0; i < np; i++) {
+    int dtype, ndim;
+    int64_t shape[OPTIM_MAX_DIMS];
+    optim_param_info(opt, i, NULL, NULL, &dtype, &ndim, shape);
+    int ns = optim_state_count(opt, i);
+    h = hash_bytes(h, &ns, sizeof ns);
+    for (int k = 0; k < ns; k++) {
+      const char *name;
+      int kind;
+      int64_t numel;
+      optim_state_info(opt, i, k, &name, &kind, &numel);
+      h = hash_bytes(h, name, strlen(name));
+      if (kind == OPTIM_STATE_SCALAR) {
+        int64_t v;
+        optim_state_scalar(opt, i, name, &v);
+        h = hash_bytes(h, &v, sizeof v);
+      } else {
+        const void *data;
+        optim_state_buffer(opt, i, name, &data, &numel);
+        h = hash_bytes(h, data, (size_t)numel * (dtype == OPTIM_FLOAT32 ? 4 : 8));
+      }
+    }
+  }
+  return h;
+}
+
+#endif
