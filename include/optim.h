@@ -117,7 +117,9 @@ OPTIM_API int optim_create(optim_optimizer **out);
 /* Free an optimizer and all its state.  NULL is a no-op.  Caller buffers
  * are not touched. */
 OPTIM_API void optim_destroy(optim_optimizer *opt);
-/* Message describing the last failed call on this handle ("" if none). */
+/* Message describing why the last call on this handle failed.  Calls that
+ * take a handle clear it on entry (the const counting and naming functions
+ * excepted), so after a successful call it is "". */
 OPTIM_API const char *optim_errmsg(const optim_optimizer *opt);
 /* Number of OpenMP threads used by optim_step; 0 (default) means the OpenMP
  * default (OMP_NUM_THREADS). */
@@ -165,15 +167,17 @@ OPTIM_API int optim_configure(optim_optimizer *opt, int group,
 
 /* Register a caller-owned tensor in a group.  name must be unique in the
  * optimizer (names key checkpoints).  shape has ndim entries (1..4), each
- * >= 1.  param and grad are arrays of dtype with prod(shape) elements; grad
- * may be NULL (no gradient: the parameter is skipped by algorithms whose
- * reference skips missing gradients).  *index (may be NULL) receives the
- * parameter's index.  Optimizer state is allocated here. */
+ * >= 1.  param and grad are arrays of dtype with prod(shape) elements that
+ * must not overlap; grad may be NULL, meaning "no gradient": optim_step then
+ * leaves the parameter and its state untouched (torch's grad-is-None rule).
+ * *index (may be NULL) receives the parameter's index.  Optimizer state is
+ * allocated here, never in optim_step. */
 OPTIM_API int optim_add_param(optim_optimizer *opt, int group,
                               const char *name, int dtype, int ndim,
                               const int64_t *shape, void *param,
                               const void *grad, int *index);
-/* Re-point a parameter at (possibly new) buffers; grad may be NULL. */
+/* Re-point a parameter at (possibly new) buffers; grad may be NULL (no
+ * gradient for the next steps).  The buffers must not overlap. */
 OPTIM_API int optim_param_bind(optim_optimizer *opt, int index, void *param,
                                const void *grad);
 OPTIM_API int optim_param_count(const optim_optimizer *opt);
@@ -219,8 +223,10 @@ OPTIM_API int optim_step(optim_optimizer *opt);
  * fsync, rename). */
 OPTIM_API int optim_save(optim_optimizer *opt, const char *path);
 /* Restore state saved by optim_save into an optimizer with the same groups,
- * algorithms and parameter names and shapes.  On any error the optimizer is
- * left untouched. */
+ * algorithms and parameter names and shapes (parameters are matched by
+ * name).  The saved hyperparameters and counters replace the optimizer's;
+ * state buffers are replaced, so earlier optim_state_buffer pointers become
+ * invalid.  On any error the optimizer is left untouched. */
 OPTIM_API int optim_load(optim_optimizer *opt, const char *path);
 
 #ifdef __cplusplus

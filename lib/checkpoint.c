@@ -194,7 +194,7 @@ int optim_save(optim_optimizer *opt, const char *path)
   u32 = crc(hdr, 36); memcpy(hdr + 36, &u32, 4);
 
   size_t plen = strlen(path);
-  char *tmp = malloc(plen + 16);
+  char *tmp = malloc(plen + 40);
   char *dircopy = malloc(plen + 1);
   if (!tmp || !dircopy) {
     free(tmp);
@@ -202,10 +202,17 @@ int optim_save(optim_optimizer *opt, const char *path)
     free(m.p);
     return optim__fail(opt, OPTIM_ENOMEM, "out of memory");
   }
-  snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
   memcpy(dircopy, path, plen + 1);
   int st = OPTIM_OK;
-  int fd = mkstemp(tmp);
+  /* A fresh name next to the target, created with mode 0666 so the
+   * caller's umask decides the checkpoint's permissions. */
+  int fd = -1;
+  for (unsigned attempt = 0; fd < 0 && attempt < 100; attempt++) {
+    static _Atomic unsigned counter;
+    snprintf(tmp, plen + 40, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) {
     st = optim__fail(opt, OPTIM_EIO, "cannot create a temporary file next to %s: %s", path,
                      strerror(errno));

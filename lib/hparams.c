@@ -335,6 +335,15 @@ int optim_set_option(optim_optimizer *opt, int group, const char *name, const ch
 
 #define MAX_SPEC_ITEMS 64
 
+/* Strip blanks at both ends, in place. */
+static char *trim(char *s)
+{
+  while (*s == ' ' || *s == '\t') s++;
+  size_t n = strlen(s);
+  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
+  return s;
+}
+
 int optim_configure(optim_optimizer *opt, int group, const char *spec)
 {
   if (!optim__valid(opt)) return OPTIM_EINVAL;
@@ -354,7 +363,7 @@ int optim_configure(optim_optimizer *opt, int group, const char *spec)
   int n = 0, st = OPTIM_OK;
   char *save = NULL;
   for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-    while (*item == ' ') item++;
+    item = trim(item);
     if (*item == '\0') continue;
     char *eq = strchr(item, '=');
     if (!eq) {
@@ -362,6 +371,8 @@ int optim_configure(optim_optimizer *opt, int group, const char *spec)
       break;
     }
     *eq = '\0';
+    item = trim(item);
+    char *value = trim(eq + 1);
     int i = optim__hp_index(g->alg, item);
     if (i == -2) {
       st = optim__fail(opt, OPTIM_EUNKNOWN, "%s has no hyperparameter '%s'", g->alg->name, item);
@@ -372,7 +383,7 @@ int optim_configure(optim_optimizer *opt, int group, const char *spec)
       break;
     }
     const hp_desc *d = i >= 0 ? &g->alg->hp[i] : &optim__hp_nonfinite;
-    st = optim__hp_parse(d, eq + 1, &val[n], opt->errmsg, sizeof opt->errmsg);
+    st = optim__hp_parse(d, value, &val[n], opt->errmsg, sizeof opt->errmsg);
     if (st) break;
     idx[n++] = i;
   }

@@ -205,6 +205,13 @@ int optim__group_realize(optim_optimizer *opt, int group, int reinit)
   return OPTIM_OK;
 }
 
+/* Non-zero when the n-byte buffers a and b share memory. */
+static int overlap(const void *a, const void *b, size_t n)
+{
+  uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+  return a && b && x < y + n && y < x + n;
+}
+
 int optim_add_param(optim_optimizer *opt, int group, const char *name, int dtype,
                     int ndim, const int64_t *shape, void *param, const void *grad,
                     int *index)
@@ -239,6 +246,8 @@ int optim_add_param(optim_optimizer *opt, int group, const char *name, int dtype
     numel *= (size_t)shape[d];
   }
 
+  if (overlap(param, grad, numel * esize))
+    return optim__fail(opt, OPTIM_EINVAL, "%s: param and grad buffers overlap", name);
   optim_param p;
   memset(&p, 0, sizeof p);
   p.group = group;
@@ -291,6 +300,9 @@ int optim_param_bind(optim_optimizer *opt, int index, void *param, const void *g
   if (index < 0 || index >= opt->nparams)
     return optim__fail(opt, OPTIM_EINVAL, "parameter %d does not exist", index);
   if (param == NULL) return optim__fail(opt, OPTIM_EINVAL, "param buffer is NULL");
+  optim_param *p = &opt->params[index];
+  if (overlap(param, grad, p->numel * optim__dtype_size(p->dtype)))
+    return optim__fail(opt, OPTIM_EINVAL, "%s: param and grad buffers overlap", p->name);
   opt->params[index].data = param;
   opt->params[index].grad = grad;
   return OPTIM_OK;

@@ -54,6 +54,7 @@ const char *optim_algorithm_doc(const char *algorithm)
 
 int optim_hparam_count(const char *algorithm)
 {
+  if (algorithm == NULL) return OPTIM_EINVAL;
   const optim_alg *a = optim__alg_find(algorithm);
   return a ? a->nhp + 1 : OPTIM_EUNKNOWN;
 }
@@ -61,6 +62,7 @@ int optim_hparam_count(const char *algorithm)
 int optim_hparam_info(const char *algorithm, int index, const char **name,
                       int *type, const char **default_value, const char **doc)
 {
+  if (algorithm == NULL) return OPTIM_EINVAL;
   const optim_alg *a = optim__alg_find(algorithm);
   if (a == NULL) return OPTIM_EUNKNOWN;
   if (index < 0 || index > a->nhp) return OPTIM_ERANGE;

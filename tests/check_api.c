@@ -73,6 +73,8 @@ START_TEST(test_introspection)
   ck_assert_ptr_null(optim_algorithm_doc("nope"));
   ck_assert_ptr_null(optim_algorithm_doc(NULL));
   ck_assert_int_eq(optim_hparam_count("nope"), OPTIM_EUNKNOWN);
+  ck_assert_int_eq(optim_hparam_count(NULL), OPTIM_EINVAL);
+  ck_assert_int_eq(optim_hparam_info(NULL, 0, NULL, NULL, NULL, NULL), OPTIM_EINVAL);
   for (int a = 0; a < n; a++) {
     const char *alg = optim_algorithm_name(a);
     int nh = optim_hparam_count(alg);
@@ -219,6 +221,10 @@ START_TEST(test_params_bad_input)
   ck_assert(sh[0] == 4 && sh[1] == 4 && sh[2] == 2 && sh[3] == 2);
   ck_assert_int_eq(optim_param_info(opt, 1, &name, NULL, NULL, NULL, NULL), OPTIM_EINVAL);
   ck_assert_int_eq(optim_param_bind(opt, 0, NULL, gr), OPTIM_EINVAL);
+  ck_assert_int_eq(optim_param_bind(opt, 0, x, x + 63), OPTIM_EINVAL); /* overlap */
+  ck_assert_int_eq(optim_param_bind(opt, 0, x + 1, x), OPTIM_EINVAL);
+  ck_assert_int_eq(optim_add_param(opt, g, "v", OPTIM_FLOAT32, 1, shape, x, x + 2, &idx), OPTIM_EINVAL);
+  ck_assert_int_eq(optim_param_count(opt), 1);
   ck_assert_int_eq(optim_param_bind(opt, 3, x, gr), OPTIM_EINVAL);
   /* State views. */
   const void *data;

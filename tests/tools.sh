@@ -42,11 +42,13 @@ has tools.out.tmp "ratio step/same-stream"
 has tools.out.tmp "4 reads + 3 writes"
 t "bench sgd float64" 0 "$b/optim-bench" -a sgd -d float64 -p 32K -i 2 -w 0
 has tools.out.tmp "3 reads + 2 writes"
-t "bench adagrad options" 0 "$b/optim-bench" -a adagrad -p 32K -i 2 -o nonfinite=zero,lr=0.1
+t "bench adagrad options" 0 "$b/optim-bench" -a adagrad -p 32K -i 2 -o "nonfinite=zero, lr = 0.1"
+t "bench plain sgd" 0 "$b/optim-bench" -a sgd -p 32K -i 2 -o momentum=0
+has tools.out.tmp "2 reads + 1 writes"
 t "bench unknown algorithm" 2 "$b/optim-bench" -a nope
 t "bench bad count" 2 "$b/optim-bench" -p 12Q
 t "bench bad dtype" 2 "$b/optim-bench" -d float16
-t "bench bad option value" 1 "$b/optim-bench" -p 32K -o lr=-1
+t "bench bad option value" 2 "$b/optim-bench" -p 32K -o lr=-1
 has tools.err.tmp "lr"
 t "bench zero iterations" 2 "$b/optim-bench" -i 0
 rm -f tools.out.tmp tools.err.tmp

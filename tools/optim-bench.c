@@ -132,12 +132,17 @@ static int run(const bench *B, size_t nparams, result *R)
     fprintf(stderr, "optim-bench: %s: %s\n", optim_strerror(st), optim_errmsg(opt));
     goto out;
   }
-  if (B->options && (st = optim_configure(opt, grp, B->options))) {
-    fprintf(stderr, "optim-bench: --options: %s\n", optim_errmsg(opt));
+  /* SGD has no default lr: benchmark the common momentum form unless the
+   * caller's options say otherwise (they are applied after). */
+  if (strcmp(B->alg, "sgd") == 0 && (st = optim_configure(opt, grp, "lr=0.01,momentum=0.9"))) {
+    fprintf(stderr, "optim-bench: %s\n", optim_errmsg(opt));
     goto out;
   }
-  if (strcmp(B->alg, "sgd") == 0 && !(B->options && strstr(B->options, "lr=")))
-    optim_configure(opt, grp, "lr=0.01,momentum=0.9");
+  if (B->options && (st = optim_configure(opt, grp, B->options))) {
+    fprintf(stderr, "optim-bench: --options: %s\n", optim_errmsg(opt));
+    rc = 2;
+    goto out;
+  }
   for (int t = 0; t < nt; t++) {
     len[t] = nparams / (size_t)nt + ((size_t)t < nparams % (size_t)nt);
     p[t] = alloc_fill(len[t], B->esize, 1.0, B->threads);
@@ -325,7 +330,8 @@ int main(int argc, char **argv)
   if (nparams < (size_t)B.tensors) nparams = (size_t)B.tensors;
   result R;
   if (!sweep) {
-    if (run(&B, nparams, &R)) return 1;
+    int rc = run(&B, nparams, &R);
+    if (rc) return rc;
     double gb = R.bytes / 1e9;
     printf("optim-bench: %s %s, %zu params in %d tensors, %d threads, median of %d\n", B.alg,
            B.esize == 4 ? "float32" : "float64", nparams, B.tensors, B.threads, B.iters);
@@ -344,7 +350,8 @@ int main(int argc, char **argv)
   printf("%12s %11s %10s %9s %12s %10s\n", "params", "step_ms", "ns/param", "GB/s",
          "same_GB/s", "ratio");
   for (size_t n = (size_t)1 << 20; n <= (size_t)256 << 20; n *= 2) {
-    if (run(&B, n, &R)) return 1;
+    int rc = run(&B, n, &R);
+    if (rc) return rc;
     double gb = R.bytes / 1e9;
     printf("%12zu %11.3f %10.3f %9.2f %12.2f %10.3f\n", n, R.step_s * 1e3,
            R.step_s * 1e9 / (double)n, gb / R.step_s, gb / R.same_s, R.same_s / R.step_s);

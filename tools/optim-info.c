@@ -61,8 +61,8 @@ static void show_blas(void)
   if ((avx2 || avx512) && fallback_core(core))
     fprintf(stderr,
             "optim-info: warning: OpenBLAS runs the fallback core '%s' although this CPU "
-            "has %s;\n  BLAS (and so every matrix-based optimizer) runs several times slower "
-            "than it can.\n  Remedy: export OPENBLAS_CORETYPE=%s\n",
+            "has %s;\n  its matrix kernels (which BLAS-based optimizers depend on) run several "
+            "times slower than they can.\n  Remedy: export OPENBLAS_CORETYPE=%s\n",
             core, avx512 ? "AVX-512" : "AVX2", avx512 ? "SkylakeX" : "Haswell");
 #endif
 }
