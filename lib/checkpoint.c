@@ -277,7 +277,7 @@ static void free_loaded(loaded_group *lg, int ng, loaded_param *lp, int np)
     free(lg[i].hp_set);
   }
   for (int i = 0; lp && i < np; i++)
-    for (int k = 0; k < lp[i].nstate; k++) free(lp[i].state[k].buf);
+    for (int k = 0; k < lp[i].nstate; k++) optim__buf_free(lp[i].state[k].buf);
   free(lg);
   free(lp);
 }
@@ -521,7 +521,7 @@ int optim_load(optim_optimizer *opt, const char *path)
                          e->name, p->name);
         break;
       }
-      e->buf = malloc(bytes ? bytes : 1);
+      e->buf = optim__buf_alloc(bytes ? bytes : 1, 0, (int)k);
       if (!e->buf) {
         st = optim__fail(opt, OPTIM_ENOMEM, "out of memory");
         break;
@@ -554,7 +554,7 @@ int optim_load(optim_optimizer *opt, const char *path)
   }
   for (int i = 0; i < np_loaded; i++) {
     optim_param *p = &opt->params[lp[i].index];
-    for (int k = 0; k < p->nstate; k++) free(p->state[k].buf);
+    for (int k = 0; k < p->nstate; k++) optim__buf_free(p->state[k].buf);
     memcpy(p->state, lp[i].state, sizeof p->state[0] * (size_t)lp[i].nstate);
     p->nstate = lp[i].nstate;
     lp[i].nstate = 0;

@@ -19,10 +19,19 @@
 #endif
 
 /* Run-time dispatch of hot kernels to the best vector ISA of the CPU. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
+/* The clones must be chosen by ISA features: "arch=<cpu>" clones are picked
+ * by __builtin_cpu_is, i.e. only on that exact CPU model (an AMD Zen 4 or an
+ * Intel Ice Lake got the SSE2 "default" clone).  The x86-64-v4/v3 levels
+ * (GCC 12+) and plain ISA names are resolved with __builtin_cpu_supports. */
+#if defined(OPTIM_CLONES)
+/* given on the command line */
+#elif defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__) && __GNUC__ >= 12
 #define OPTIM_CLONES \
-  __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#elif defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define OPTIM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define OPTIM_CLONES
 #endif
@@ -183,6 +192,14 @@ size_t optim__dtype_size(int dtype);
 /* Step count of a parameter (its "step" scalar, or the momentum flag...):
  * non-zero when the parameter has already been updated. */
 int optim__param_has_stepped(const optim_param *p);
+
+/* State buffers: zero-filled (zero != 0) and starting on a 64-byte boundary,
+ * so vector kernels never split a cache line on them and thread ranges
+ * (multiples of 64 bytes) never share a line; large ones start slot KiB
+ * (mod 4) into a page, slot being the state entry's index.  Free with
+ * optim__buf_free. */
+void *optim__buf_alloc(size_t bytes, int zero, int slot);
+void optim__buf_free(void *buf);
 
 /* kernels/finite.c: non-zero when x[begin, end) holds a NaN or infinity.
  * Scans from the end towards begin. */
