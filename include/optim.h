@@ -64,7 +64,9 @@ typedef enum optim_status {
   OPTIM_EUNSUPPORTED = -18 /* algorithm cannot be applied to this tensor */
 } optim_status;
 
-/* Element types of parameter tensors.  New types are appended. */
+/* Element types of parameter tensors.  New types (bfloat16 next) are
+ * appended; every function takes the type as an int, so a new type needs no
+ * new symbol and no soname change. */
 typedef enum optim_dtype {
   OPTIM_FLOAT32 = 1,
   OPTIM_FLOAT64 = 2
