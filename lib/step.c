@@ -26,10 +26,16 @@ static int thread_count(const optim_optimizer *opt, size_t total)
 #endif
 }
 
-static void thread_range(size_t total, int t, int nt, size_t *lo, size_t *hi)
+/* The calling OpenMP thread's slice [lo, hi) of total elements. */
+static void thread_range(size_t total, size_t *lo, size_t *hi)
 {
-  size_t a = (size_t)((unsigned __int128)total * (unsigned)t / (unsigned)nt);
-  size_t b = (size_t)((unsigned __int128)total * (unsigned)(t + 1) / (unsigned)nt);
+  unsigned t = 0, nt = 1;
+#ifdef _OPENMP
+  t = (unsigned)omp_get_thread_num();
+  nt = (unsigned)omp_get_num_threads();
+#endif
+  size_t a = (size_t)((unsigned __int128)total * t / nt);
+  size_t b = (size_t)((unsigned __int128)total * (t + 1) / nt);
   if (t > 0) a -= a % RANGE_ALIGN;
   if (t + 1 < nt) b -= b % RANGE_ALIGN;
   *lo = a;
@@ -45,13 +51,8 @@ static void scan_nonfinite(optim_optimizer *opt, const int *list, int n, size_t 
   for (int k = 0; k < n; k++) opt->bad[list[k]] = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    int t = 0, T = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    T = omp_get_num_threads();
-#endif
     size_t lo, hi, off = total;
-    thread_range(total, t, T, &lo, &hi);
+    thread_range(total, &lo, &hi);
     for (int k = n - 1; k >= 0; k--) {
       const optim_param *p = &opt->params[list[k]];
       off -= p->numel;
@@ -71,13 +72,8 @@ static void run_kernels(optim_optimizer *opt, const int *list, int n, size_t tot
   int nt = thread_count(opt, total);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    int t = 0, T = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    T = omp_get_num_threads();
-#endif
     size_t lo, hi, off = 0;
-    thread_range(total, t, T, &lo, &hi);
+    thread_range(total, &lo, &hi);
     for (int k = 0; k < n && off < hi; k++) {
       const optim_param *p = &opt->params[list[k]];
       size_t b = lo > off ? lo - off : 0;

@@ -582,9 +582,5 @@ int main(void)
   tcase_add_test(tc, test_layout_follows_settings);
   tcase_add_test(tc, test_threads_bit_identical);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return run_suite(s);
 }

@@ -2,6 +2,7 @@
 #ifndef OPTIM_TESTUTIL_H
 #define OPTIM_TESTUTIL_H
 
+#include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,16 @@ static inline uint64_t hash_state(optim_optimizer *opt)
     }
   }
   return h;
+}
+
+/* Run a suite, freeing it; the exit status for make check. */
+static inline int run_suite(Suite *s)
+{
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
 }
 
 #endif
