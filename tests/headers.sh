@@ -1,0 +1,29 @@
+#!/bin/sh
+# The public header compiles cleanly on its own as C11 and as C++, and its
+# declarations have C linkage in C++.
+set -u
+inc="${top_srcdir:-.}/include"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/optim-hdr.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+cat > "$tmp/t.c" <<'C'
+#include <optim.h>
+#include <optim.h>
+int main(void) { return optim_step(0) == OPTIM_EINVAL ? 0 : 1; }
+C
+${CC:-cc} -std=c11 -Wall -Wextra -pedantic -Werror -I"$inc" -c "$tmp/t.c" -o "$tmp/t.o" \
+  || { echo "headers: optim.h is not clean C11"; fail=1; }
+cp "$tmp/t.c" "$tmp/t.cc"
+cxx=${CXX:-c++}
+if command -v "$cxx" >/dev/null 2>&1; then
+  for std in c++11 c++17; do
+    $cxx -std=$std -Wall -Wextra -pedantic -Werror -I"$inc" -c "$tmp/t.cc" -o "$tmp/t.o" \
+      || { echo "headers: optim.h is not clean $std"; fail=1; }
+  done
+  # C linkage: the C++ object refers to the unmangled name.
+  nm "$tmp/t.o" | grep -q ' U optim_step$' || { echo "headers: optim_step is mangled in C++"; fail=1; }
+else
+  echo "headers: no C++ compiler: C++ part skipped"
+fi
+[ $fail = 0 ] && echo "headers: optim.h is clean C11 and C++"
+exit $fail
