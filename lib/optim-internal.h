@@ -113,6 +113,18 @@ typedef struct optim_alg {
    * disjoint ranges of the same parameter concurrently. */
   void (*kernel)(const struct optim_group *g, const struct optim_param *p,
                  size_t begin, size_t end);
+  /* Optional, for algorithms that update whole tensors (matrix methods):
+   * whole() says whether p takes that path; param_step() then runs on the
+   * calling thread, once per parameter, after the element-wise pass (BLAS
+   * may use its own threads), with `work` holding at least workspace(g, p)
+   * bytes, allocated outside optim_step. */
+  int (*whole)(const struct optim_group *g, const struct optim_param *p);
+  void (*param_step)(const struct optim_group *g, struct optim_param *p, void *work);
+  size_t (*workspace)(const struct optim_group *g, const struct optim_param *p);
+  /* Non-zero: a parameter without gradient still steps, as if its
+   * gradient were zero (Muon), instead of being skipped (torch.optim);
+   * kernels then see p->grad == NULL. */
+  int missing_grad_zero;
 } optim_alg;
 
 /* ---- objects ------------------------------------------------------------------------ */
@@ -151,6 +163,8 @@ struct optim_optimizer {
   int nparams, cap_params;
   int *active;                   /* scratch for optim_step, cap_params long */
   unsigned char *bad;            /* scratch for optim_step, cap_params long */
+  void *work;                    /* whole-tensor workspace, work_size bytes */
+  size_t work_size;
   char errmsg[OPTIM_ERRMSG_SIZE];
 };
 
@@ -188,6 +202,9 @@ int optim__group_check(const optim_group *g, char *msg, size_t size);
  * have not stepped when reinit is set.  All or nothing. */
 int optim__group_realize(optim_optimizer *opt, int group, int reinit);
 state_entry *optim__state_get(optim_param *p, const char *name);
+/* Grow opt->work to the largest workspace any parameter needs, counting
+ * also `extra` (a parameter about to be added: its group and param). */
+int optim__work_reserve(optim_optimizer *opt, const optim_group *g, const optim_param *extra);
 size_t optim__dtype_size(int dtype);
 /* Step count of a parameter (its "step" scalar, or the momentum flag...):
  * non-zero when the parameter has already been updated. */

@@ -61,6 +61,28 @@ void optim__buf_free(void *buf)
   free(p - ((size_t)p[-2] << 8 | p[-1]));
 }
 
+static size_t work_need(const optim_group *g, const optim_param *p)
+{
+  if (!g->alg->workspace || !g->alg->whole || !g->alg->whole(g, p)) return 0;
+  return g->alg->workspace(g, p);
+}
+
+int optim__work_reserve(optim_optimizer *opt, const optim_group *g, const optim_param *extra)
+{
+  size_t need = extra ? work_need(g, extra) : 0;
+  for (int i = 0; i < opt->nparams; i++) {
+    size_t n = work_need(&opt->groups[opt->params[i].group], &opt->params[i]);
+    if (n > need) need = n;
+  }
+  if (need <= opt->work_size) return OPTIM_OK;
+  void *w = optim__buf_alloc(need, 0, 0);
+  if (w == NULL) return optim__fail(opt, OPTIM_ENOMEM, "out of memory for a %zu-byte workspace", need);
+  optim__buf_free(opt->work);
+  opt->work = w;
+  opt->work_size = need;
+  return OPTIM_OK;
+}
+
 static void free_state(optim_param *p)
 {
   for (int k = 0; k < p->nstate; k++) optim__buf_free(p->state[k].buf);
@@ -78,6 +100,7 @@ void optim_destroy(optim_optimizer *opt)
   free(opt->params);
   free(opt->active);
   free(opt->bad);
+  optim__buf_free(opt->work);
   free(opt->groups);
   opt->magic = 0;
   free(opt);
@@ -201,6 +224,9 @@ int optim__group_realize(optim_optimizer *opt, int group, int reinit)
   int n = 0;
   for (int i = 0; i < opt->nparams; i++) n += opt->params[i].group == group;
   if (n == 0) return OPTIM_OK;
+  /* The settings may need a larger workspace: get it before changing anything. */
+  int wst = optim__work_reserve(opt, g, NULL);
+  if (wst) return wst;
   state_entry(*next)[OPTIM_MAX_STATE] = calloc((size_t)n, sizeof *next);
   int *nnext = calloc((size_t)n, sizeof *nnext);
   if (!next || !nnext) {
@@ -312,6 +338,8 @@ int optim_add_param(optim_optimizer *opt, int group, const char *name, int dtype
     opt->bad = bad;
     opt->cap_params = cap;
   }
+  int wst = optim__work_reserve(opt, g, &p);
+  if (wst) return wst;
   p.name = malloc(nlen + 1);
   if (p.name == NULL) return optim__fail(opt, OPTIM_ENOMEM, "out of memory");
   memcpy(p.name, name, nlen + 1);

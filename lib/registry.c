@@ -7,6 +7,7 @@ extern const optim_alg optim__alg_sgd;
 extern const optim_alg optim__alg_adam;
 extern const optim_alg optim__alg_adamw;
 extern const optim_alg optim__alg_adagrad;
+extern const optim_alg optim__alg_muon;
 
 /* Order is the listing order of optim_algorithm_name(); append only. */
 static const optim_alg *const algs[] = {
@@ -14,6 +15,7 @@ static const optim_alg *const algs[] = {
   &optim__alg_adam,
   &optim__alg_adamw,
   &optim__alg_adagrad,
+  &optim__alg_muon,
 };
 #define NALGS ((int)(sizeof algs / sizeof algs[0]))
 

@@ -97,6 +97,13 @@ int optim_step(optim_optimizer *opt)
     if (st) return st;
     opt->groups[g].skip_now = 0;
   }
+  /* Settings changed since registration may no longer admit a tensor. */
+  for (int i = 0; i < opt->nparams; i++) {
+    const optim_param *p = &opt->params[i];
+    const optim_group *g = &opt->groups[p->group];
+    int st = g->alg->accept ? g->alg->accept(g, p, opt->errmsg, sizeof opt->errmsg) : OPTIM_OK;
+    if (st) return st;
+  }
 
   /* Parameters with a gradient whose group checks for non-finite values. */
   int *list = opt->active, n = 0;
@@ -123,19 +130,31 @@ int optim_step(optim_optimizer *opt)
     }
   }
 
-  /* Everything is valid: from here on the step cannot fail. */
+  /* Everything is valid: from here on the step cannot fail.  Element-wise
+   * parameters go to one threaded pass; whole-tensor ones (matrix methods)
+   * follow, one after the other, from the end of the same list. */
   n = 0;
   total = 0;
+  int nwhole = 0;
   for (int i = 0; i < opt->nparams; i++) {
     optim_param *p = &opt->params[i];
     const optim_group *g = &opt->groups[p->group];
-    if (!p->grad || g->skip_now) continue;
+    if ((!p->grad && !g->alg->missing_grad_zero) || g->skip_now) continue;
     p->zero_nonfinite = g->nonfinite == NONFINITE_ZERO;
     g->alg->prepare(g, p);
-    list[n++] = i;
-    total += p->numel;
+    if (g->alg->whole && g->alg->whole(g, p)) {
+      list[opt->nparams - 1 - nwhole++] = i;
+    } else {
+      list[n++] = i;
+      total += p->numel;
+    }
   }
   if (n > 0) run_kernels(opt, list, n, total);
+  for (int k = 0; k < nwhole; k++) {
+    optim_param *p = &opt->params[list[opt->nparams - 1 - k]];
+    const optim_group *g = &opt->groups[p->group];
+    g->alg->param_step(g, p, opt->work);
+  }
   for (int g = 0; g < opt->ngroups; g++) {
     if (opt->groups[g].skip_now) opt->groups[g].skipped++;
     else opt->groups[g].steps++;

@@ -91,6 +91,12 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
 }
 
 const optim_alg optim__alg_adagrad = {
-  "adagrad", "AdaGrad with lr decay and initial accumulator (torch.optim.Adagrad)",
-  hps, (int)(sizeof hps / sizeof hps[0]), NULL, NULL, layout, init_state, prepare, kernel,
+  .name = "adagrad",
+  .doc = "AdaGrad with lr decay and initial accumulator (torch.optim.Adagrad)",
+  .hp = hps,
+  .nhp = (int)(sizeof hps / sizeof hps[0]),
+  .layout = layout,
+  .init_state = init_state,
+  .prepare = prepare,
+  .kernel = kernel,
 };

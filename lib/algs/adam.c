@@ -133,13 +133,23 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
 }
 
 const optim_alg optim__alg_adam = {
-  "adam", "Adam with coupled L2 weight decay and AMSGrad (torch.optim.Adam)",
-  adam_hps, (int)(sizeof adam_hps / sizeof adam_hps[0]), NULL, NULL, layout, init_state,
-  prepare_adam, kernel,
+  .name = "adam",
+  .doc = "Adam with coupled L2 weight decay and AMSGrad (torch.optim.Adam)",
+  .hp = adam_hps,
+  .nhp = (int)(sizeof adam_hps / sizeof adam_hps[0]),
+  .layout = layout,
+  .init_state = init_state,
+  .prepare = prepare_adam,
+  .kernel = kernel,
 };
 
 const optim_alg optim__alg_adamw = {
-  "adamw", "Adam with decoupled weight decay (torch.optim.AdamW)",
-  adamw_hps, (int)(sizeof adamw_hps / sizeof adamw_hps[0]), NULL, NULL, layout, init_state,
-  prepare_adamw, kernel,
+  .name = "adamw",
+  .doc = "Adam with decoupled weight decay (torch.optim.AdamW)",
+  .hp = adamw_hps,
+  .nhp = (int)(sizeof adamw_hps / sizeof adamw_hps[0]),
+  .layout = layout,
+  .init_state = init_state,
+  .prepare = prepare_adamw,
+  .kernel = kernel,
 };

@@ -118,6 +118,13 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
 }
 
 const optim_alg optim__alg_sgd = {
-  "sgd", "stochastic gradient descent with momentum and Nesterov (torch.optim.SGD)",
-  hps, (int)(sizeof hps / sizeof hps[0]), NULL, check, layout, init_state, prepare, kernel,
+  .name = "sgd",
+  .doc = "stochastic gradient descent with momentum and Nesterov (torch.optim.SGD)",
+  .hp = hps,
+  .nhp = (int)(sizeof hps / sizeof hps[0]),
+  .check = check,
+  .layout = layout,
+  .init_state = init_state,
+  .prepare = prepare,
+  .kernel = kernel,
 };

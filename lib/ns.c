@@ -1,0 +1,143 @@
+/* ns.c - quintic Newton-Schulz orthogonalization on OpenBLAS, exploiting
+ * symmetry: A = XX^T and A^2 = AA^T are symmetric rank-k updates (ssyrk,
+ * half the flops of a general product) and (bA + cA^2)X is a symmetric
+ * multiply.  Per iteration on a k x n matrix (k <= n): k^2 n + k^3 + 2 k^2 n
+ * flops, against 4 k^2 n + 2 k^3 for the three general products. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "ns.h"
+#include "optim-internal.h"
+
+static const double muon_abc[3] = {3.4445, -4.7750, 2.0315};
+
+/* Polar Express (arXiv 2505.16932) five-iteration schedule with its 2%
+ * safety factor; later iterations repeat the last tuple. */
+static const double polar_abc[5][3] = {
+  {8.156554524902461, -22.48329292557795, 15.878769915207462},
+  {4.042929935166739, -2.808917465908714, 0.5000178451051316},
+  {3.8916678022926607, -2.772484153217685, 0.5060648178503393},
+  {3.285753657755655, -2.3681294933425376, 0.46449024233003106},
+  {2.3465413258596377, -1.7097828382687081, 0.42323551169305323},
+};
+
+/* ROOT's published per-shape coefficients, keyed by (min, max) of the
+ * matrix; other shapes use Muon's. */
+static const struct {
+  int64_t lo, hi;
+  double abc[3];
+} root_table[] = {
+  {2048, 2048, {3.4916, -4.8224, 2.1095}},
+  {2048, 3072, {3.4509, -4.5790, 1.9325}},
+  {2048, 8192, {2.9794, -3.6674, 1.6207}},
+  {2048, 16384, {3.1943, -3.8221, 1.5322}},
+};
+
+void optim__ns_coef(int coef, int64_t rows, int64_t cols, int it, double abc[3])
+{
+  const double *src = muon_abc;
+  if (coef == NS_COEF_POLAR_EXPRESS) {
+    src = polar_abc[it < 5 ? it : 4];
+  } else if (coef == NS_COEF_ROOT) {
+    int64_t lo = rows < cols ? rows : cols, hi = rows < cols ? cols : rows;
+    for (size_t i = 0; i < sizeof root_table / sizeof root_table[0]; i++)
+      if (root_table[i].lo == lo && root_table[i].hi == hi) src = root_table[i].abc;
+  }
+  memcpy(abc, src, 3 * sizeof *abc);
+}
+
+size_t optim__ns_workspace(int64_t rows, int64_t cols, int prec)
+{
+  size_t k = (size_t)(rows < cols ? rows : cols), n = (size_t)(rows < cols ? cols : rows);
+  size_t es = prec == OPTIM_FLOAT64 ? 8 : 4;
+  /* X, Y (k x n) and A, A2 (k x k), each 64-byte aligned. */
+  return es * (2 * k * n + 2 * k * k) + 4 * 64;
+}
+
+static void *align64(void *p)
+{
+  return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
+/* Copy the upper triangle of the k x k row-major A into its lower one, tile
+ * by tile so both sides stream through cache. */
+#define MIRROR_IMPL(T, SFX)                                                 \
+  static void mirror_##SFX(T *A, size_t k)                                  \
+  {                                                                         \
+    const size_t t = 64;                                                    \
+    for (size_t bi = 0; bi < k; bi += t)                                    \
+      for (size_t bj = bi; bj < k; bj += t)                                 \
+        for (size_t i = bi; i < bi + t && i < k; i++)                       \
+          for (size_t j = bj > i + 1 ? bj : i + 1; j < bj + t && j < k; j++) \
+            A[j * k + i] = A[i * k + j];                                    \
+  }
+MIRROR_IMPL(float, f32)
+MIRROR_IMPL(double, f64)
+
+/* One implementation per precision T; the element type of in/out is
+ * converted on the way in and out. */
+#define NS_IMPL(T, SFX, SYRK, SYMM, NRM2, SCAL)                                          \
+  static void ns_##SFX(int io, const void *in, void *out, int64_t rows, int64_t cols,     \
+                       int steps, int coef, void *work)                                  \
+  {                                                                                      \
+    const int tr = rows > cols;                                                          \
+    const size_t k = (size_t)(tr ? cols : rows), n = (size_t)(tr ? rows : cols);          \
+    T *X = align64(work), *Y = align64(X + k * n), *A = align64(Y + k * n);              \
+    T *A2 = align64(A + k * k);                                                          \
+    /* Load X (k x n), transposed when the input is tall. */                            \
+    for (size_t i = 0; i < k; i++)                                                       \
+      for (size_t j = 0; j < n; j++) {                                                   \
+        size_t s = tr ? j * k + i : i * n + j;                                            \
+        X[i * n + j] = io == OPTIM_FLOAT32 ? (T)((const float *)in)[s]                    \
+                                           : (T)((const double *)in)[s];                  \
+      }                                                                                  \
+    T nrm = NRM2((int)(k * n), X, 1);                                                     \
+    if (!(nrm > 0)) {                                                                    \
+      /* Zero (or non-finite) input: zero (or propagated) output. */                      \
+      if (nrm == 0) memset(X, 0, k * n * sizeof(T));                                      \
+      steps = 0;                                                                         \
+    } else {                                                                             \
+      double f = coef == NS_COEF_POLAR_EXPRESS ? 1.02 : 1.0;                             \
+      SCAL((int)(k * n), (T)(1.0 / ((double)nrm * f * (1 + 1e-7))), X, 1);                \
+    }                                                                                    \
+    for (int it = 0; it < steps; it++) {                                                 \
+      double abc[3];                                                                     \
+      optim__ns_coef(coef, rows, cols, it, abc);                                          \
+      SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)k, (int)n, 1, X, (int)n, 0, A,  \
+           (int)k);                                                                      \
+      mirror_##SFX(A, k); /* A2 = A A^T reads all of A */                              \
+      SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)k, (int)k, 1, A, (int)k, 0, A2, \
+           (int)k);                                                                      \
+      const T b = (T)abc[1], c = (T)abc[2];                                              \
+      for (size_t i = 0; i < k; i++)                                                     \
+        for (size_t j = i; j < k; j++) A2[i * k + j] = b * A[i * k + j] + c * A2[i * k + j]; \
+      memcpy(Y, X, k * n * sizeof(T));                                                   \
+      SYMM(CblasRowMajor, CblasLeft, CblasUpper, (int)k, (int)n, 1, A2, (int)k, X, (int)n, \
+           (T)abc[0], Y, (int)n);                                                        \
+      T *t = X;                                                                          \
+      X = Y;                                                                             \
+      Y = t;                                                                             \
+    }                                                                                    \
+    for (size_t i = 0; i < k; i++)                                                       \
+      for (size_t j = 0; j < n; j++) {                                                   \
+        size_t d = tr ? j * k + i : i * n + j;                                            \
+        if (io == OPTIM_FLOAT32) ((float *)out)[d] = (float)X[i * n + j];                 \
+        else ((double *)out)[d] = (double)X[i * n + j];                                   \
+      }                                                                                  \
+  }
+
+NS_IMPL(float, f32, cblas_ssyrk, cblas_ssymm, cblas_snrm2, cblas_sscal)
+NS_IMPL(double, f64, cblas_dsyrk, cblas_dsymm, cblas_dnrm2, cblas_dscal)
+
+void optim__ns(int io, int prec, const void *in, void *out, int64_t batch, int64_t rows,
+               int64_t cols, int steps, int coef, void *work)
+{
+  size_t es = io == OPTIM_FLOAT64 ? 8 : 4, mat = (size_t)(rows * cols) * es;
+  for (int64_t b = 0; b < batch; b++) {
+    const char *i = (const char *)in + (size_t)b * mat;
+    char *o = (char *)out + (size_t)b * mat;
+    if (prec == OPTIM_FLOAT64) ns_f64(io, i, o, rows, cols, steps, coef, work);
+    else ns_f32(io, i, o, rows, cols, steps, coef, work);
+  }
+}
