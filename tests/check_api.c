@@ -562,6 +562,60 @@ START_TEST(test_threads_bit_identical)
 }
 END_TEST
 
+START_TEST(test_muon_bad_input)
+{
+  int g;
+  optim_optimizer *opt = make("muon", &g), *ref = make("muon", &g);
+  float w[6 * 4], gw[6 * 4], b[4], gb[4], w2[24], gw2[24], b2[4], gb2[4];
+  int64_t sw[2] = {6, 4}, sb[1] = {4};
+  for (int i = 0; i < 24; i++) w[i] = gw[i] = w2[i] = gw2[i] = (float)golden_noise((uint64_t)i, 1, 0, 3);
+  for (int i = 0; i < 4; i++) b[i] = gb[i] = b2[i] = gb2[i] = 0.5f;
+  ck_assert_int_eq(optim_add_param(opt, g, "w", OPTIM_FLOAT32, 2, sw, w, gw, NULL), OPTIM_OK);
+  /* A vector is refused unless routed to the auxiliary AdamW. */
+  ck_assert_int_eq(optim_add_param(opt, g, "b", OPTIM_FLOAT32, 1, sb, b, gb, NULL),
+                   OPTIM_EUNSUPPORTED);
+  ck_assert(strstr(optim_errmsg(opt), "nonmatrix=adamw") != NULL);
+  ck_assert_int_eq(optim_param_count(opt), 1);
+  ck_assert_int_eq(optim_set_string(opt, g, "nonmatrix", "adamw"), OPTIM_OK);
+  ck_assert_int_eq(optim_add_param(opt, g, "b", OPTIM_FLOAT32, 1, sb, b, gb, NULL), OPTIM_OK);
+  ck_assert_int_eq(optim_state_count(opt, 1), 3); /* step, exp_avg, exp_avg_sq */
+  ck_assert_int_eq(optim_configure(ref, g, "nonmatrix=adamw"), OPTIM_OK);
+  ck_assert_int_eq(optim_add_param(ref, g, "w", OPTIM_FLOAT32, 2, sw, w2, gw2, NULL), OPTIM_OK);
+  ck_assert_int_eq(optim_add_param(ref, g, "b", OPTIM_FLOAT32, 1, sb, b2, gb2, NULL), OPTIM_OK);
+  /* Settings: unknown coefficient set, no iterations, bad momentum. */
+  ck_assert_int_eq(optim_set_string(opt, g, "ns_coefficients", "cubic"), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_int(opt, g, "ns_steps", 0), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_double(opt, g, "momentum", 1.0), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_string(opt, g, "lr_adjust", "spectral"), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_step(opt), OPTIM_OK);
+  ck_assert_int_eq(optim_step(ref), OPTIM_OK);
+  ck_assert_mem_eq(w, w2, sizeof w);
+  /* Routing switched off with a vector registered: the step refuses and
+   * changes nothing. */
+  ck_assert_int_eq(optim_set_string(opt, g, "nonmatrix", "error"), OPTIM_OK);
+  uint64_t h = hash_bytes(hash_bytes(hash_state(opt), w, sizeof w), b, sizeof b);
+  ck_assert_int_eq(optim_step(opt), OPTIM_EUNSUPPORTED);
+  ck_assert_uint_eq(hash_bytes(hash_bytes(hash_state(opt), w, sizeof w), b, sizeof b), h);
+  ck_assert_int_eq(optim_set_string(opt, g, "nonmatrix", "adamw"), OPTIM_OK);
+  /* NaN in the matrix gradient under nonfinite=error: nothing changes. */
+  gw[5] = NAN;
+  ck_assert_int_eq(optim_step(opt), OPTIM_ENONFINITE);
+  ck_assert_uint_eq(hash_bytes(hash_bytes(hash_state(opt), w, sizeof w), b, sizeof b), h);
+  ck_assert_uint_eq(hash_state(ref), hash_state(opt));
+  /* nonfinite=zero equals a step with that entry 0. */
+  gw2[5] = 0;
+  ck_assert_int_eq(optim_set_string(opt, g, "nonfinite", "zero"), OPTIM_OK);
+  ck_assert_int_eq(optim_step(opt), OPTIM_OK);
+  ck_assert_int_eq(optim_step(ref), OPTIM_OK);
+  ck_assert_mem_eq(w, w2, sizeof w);
+  ck_assert_mem_eq(b, b2, sizeof b);
+  ck_assert_uint_eq(hash_state(ref), hash_state(opt));
+  for (int i = 0; i < 24; i++) ck_assert(isfinite(w[i]));
+  optim_destroy(ref);
+  optim_destroy(opt);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("api");
@@ -581,6 +635,7 @@ int main(void)
   tcase_add_test(tc, test_sgd_config_errors_change_nothing);
   tcase_add_test(tc, test_layout_follows_settings);
   tcase_add_test(tc, test_threads_bit_identical);
+  tcase_add_test(tc, test_muon_bad_input);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

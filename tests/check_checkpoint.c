@@ -131,6 +131,8 @@ static const struct {
   {"adam", "lr=0.01"},
   {"adamw", "lr=0.01,weight_decay=0.1"},
   {"adagrad", "lr=0.1,lr_decay=0.01,initial_accumulator_value=0.1"},
+  {"muon", "nonmatrix=adamw,weight_decay=0.01,adamw_weight_decay=0.01"},
+  {"muon", "nonmatrix=adamw,nesterov=false,ns_coefficients=polar_express,lr_adjust=match_adamw"},
 };
 #define NCONFIGS ((int)(sizeof configs / sizeof configs[0]))
 

@@ -32,6 +32,7 @@ typedef struct gcheck {
 
 typedef struct gcase {
   char name[64], alg[16], options[256];
+  double rtol32, rtol64;
   int dtype, steps;
   uint64_t seed;
   gparam p[MAXP];
@@ -65,7 +66,7 @@ static int find_param(const gcase *c, const char *name)
   return -1;
 }
 
-static void load_golden(const char *path)
+static void load_golden(const char *path, double rtol32, double rtol64)
 {
   FILE *f = fopen(path, "r");
   if (!f) {
@@ -91,6 +92,8 @@ static void load_golden(const char *path)
       }
       c = &cases[ncases++];
       memset(c, 0, sizeof *c);
+      c->rtol32 = rtol32;
+      c->rtol64 = rtol64;
       sscanf(rest, "%63s", c->name);
     } else if (!strcmp(word, "algorithm")) {
       sscanf(rest, "%15s", c->alg);
@@ -163,14 +166,22 @@ static int is_missing(const gparam *p, int step)
   return 0;
 }
 
-/* Element-wise |got - want| <= rtol * |want| (exact zeros must match). */
+/* Element-wise |got - want| <= rtol * |want| (exact zeros must match) for
+ * element-wise algorithms.  Algorithms built on matrix products (muon) are
+ * compared tensor-wise, max |got - want| <= rtol * max |want|: the rounding
+ * error of a product is bounded by the magnitudes of its factors, not of
+ * each result element, and BLAS sums in another order than the reference. */
 static void compare(const gcase *c, const gcheck *k, const void *got, size_t n)
 {
-  double rtol = c->dtype == OPTIM_FLOAT32 ? 1e-6 : 1e-12;
+  double rtol = c->dtype == OPTIM_FLOAT32 ? c->rtol32 : c->rtol64;
+  int tensorwise = strcmp(c->alg, "muon") == 0;
+  double scale = 0;
+  for (size_t i = 0; tensorwise && i < n; i++)
+    if (fabs(k->v[i]) > scale) scale = fabs(k->v[i]);
   for (size_t i = 0; i < n; i++) {
     double g = c->dtype == OPTIM_FLOAT32 ? ((const float *)got)[i] : ((const double *)got)[i];
     double w = k->v[i];
-    ck_assert_msg(fabs(g - w) <= rtol * fabs(w),
+    ck_assert_msg(fabs(g - w) <= rtol * (tensorwise ? scale : fabs(w)),
                   "%s: %s%s%s after step %d, element %zu: got %.17g want %.17g", c->name,
                   c->p[k->param].name, k->key[0] ? " state " : "", k->key, k->step, i, g, w);
   }
@@ -233,7 +244,8 @@ START_TEST(test_case)
     }
   }
   ck_assert_int_eq(checked, c->nc);
-  ck_assert_int_ge(c->steps, 50);
+  ck_assert_int_gt(checked, 0);
+  ck_assert_int_ge(c->steps, strcmp(c->alg, "muon") == 0 ? 30 : 50);
   optim_destroy(opt);
   for (int j = 0; j < c->np; j++) {
     free(data[j]);
@@ -244,8 +256,12 @@ END_TEST
 
 int main(void)
 {
-  load_golden(GOLDEN_DIR "/basic.txt");
-  if (ncases < 40) {
+  /* torch.optim's element-wise rules; Muon (BLAS products, whose summation
+   * order differs from the reference's, so a looser float64 tolerance). */
+  load_golden(GOLDEN_DIR "/basic.txt", 1e-6, 1e-12);
+  int nbasic = ncases;
+  load_golden(GOLDEN_DIR "/muon.txt", 1e-5, 1e-10);
+  if (nbasic < 40 || ncases - nbasic < 30) {
     fprintf(stderr, "only %d golden cases found\n", ncases);
     return 1;
   }
