@@ -13,6 +13,7 @@
 #include <omp.h>
 #endif
 
+#include "bench-matrix.h"
 #include "optim.h"
 
 typedef struct bench {
@@ -325,6 +326,10 @@ static void usage(FILE *f)
           "  -d, --dtype TYPE       float32 or float64 (default float32)\n"
           "  -o, --options SPEC     hyperparameters, e.g. 'lr=1e-3,nonfinite=zero'\n"
           "  -s, --sweep            step time from 1M to 256M parameters, as a table\n"
+          "      --ns RxC           time Newton-Schulz (5 steps) on one RxC matrix against\n"
+          "                         the BLAS gemm rate, in the same run\n"
+          "      --shapes LIST      step matrices RxC[:N],... with --algorithm (e.g. muon)\n"
+          "                         and compare with their Newton-Schulz time\n"
           "  -h, --help             show this help and exit\n"
           "  -V, --version          show the library version and exit\n");
 }
@@ -337,10 +342,12 @@ int main(int argc, char **argv)
     {"iters", required_argument, 0, 'i'},     {"warmup", required_argument, 0, 'w'},
     {"dtype", required_argument, 0, 'd'},     {"options", required_argument, 0, 'o'},
     {"sweep", no_argument, 0, 's'},           {"help", no_argument, 0, 'h'},
+    {"ns", required_argument, 0, 'N'},        {"shapes", required_argument, 0, 'S'},
     {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
   bench B = {"adamw", NULL, OPTIM_FLOAT32, 8, 0, 10, 2, 4};
   size_t nparams = (size_t)64 << 20;
   int sweep = 0, c;
+  const char *ns_shape = NULL, *shapes = NULL;
 #ifdef _OPENMP
   B.threads = omp_get_max_threads();
 #else
@@ -378,6 +385,8 @@ int main(int argc, char **argv)
       break;
     case 'o': B.options = optarg; break;
     case 's': sweep = 1; break;
+    case 'N': ns_shape = optarg; break;
+    case 'S': shapes = optarg; break;
     case 'h': usage(stdout); return 0;
     case 'V': printf("optim-bench (liboptim) %s\n", optim_version()); return 0;
     default: usage(stderr); return 2;
@@ -391,6 +400,9 @@ int main(int argc, char **argv)
     fprintf(stderr, "optim-bench: unknown algorithm '%s' (see optim-info --list)\n", B.alg);
     return 2;
   }
+  if (ns_shape) return bench_ns(ns_shape, B.dtype, B.threads, B.iters, B.warmup);
+  if (shapes)
+    return bench_matrix_step(B.alg, B.options, shapes, B.dtype, B.threads, B.iters, B.warmup);
   if (nparams < (size_t)B.tensors) nparams = (size_t)B.tensors;
   result R;
   if (!sweep) {
