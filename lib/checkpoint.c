@@ -156,7 +156,6 @@ int optim_save(optim_optimizer *opt, const char *path)
   put_u32(&m, (uint32_t)opt->nparams);
   for (int pi = 0; pi < opt->nparams; pi++) {
     const optim_param *p = &opt->params[pi];
-    size_t bytes = p->numel * optim__dtype_size(p->dtype);
     put_str(&m, p->name);
     put_u32(&m, (uint32_t)p->group);
     put_u32(&m, (uint32_t)p->dtype);
@@ -170,6 +169,7 @@ int optim_save(optim_optimizer *opt, const char *path)
       if (e->kind == OPTIM_STATE_SCALAR) {
         put_i64(&m, e->scalar);
       } else {
+        size_t bytes = e->count * optim__dtype_size(p->dtype);
         put_u64(&m, data_len);
         put_u64(&m, bytes);
         put_u32(&m, crc(e->buf, bytes));
@@ -223,7 +223,7 @@ int optim_save(optim_optimizer *opt, const char *path)
     const optim_param *p = &opt->params[pi];
     for (int k = 0; ok && k < p->nstate; k++)
       if (p->state[k].kind == OPTIM_STATE_BUFFER)
-        ok = write_all(fd, p->state[k].buf, p->numel * optim__dtype_size(p->dtype)) == 0;
+        ok = write_all(fd, p->state[k].buf, p->state[k].count * optim__dtype_size(p->dtype)) == 0;
   }
   ok = ok && fsync(fd) == 0;
   int err = errno;
@@ -495,7 +495,6 @@ int optim_load(optim_optimizer *opt, const char *path)
       break;
     }
     loaded_param *L = &lp[np_loaded - 1];
-    size_t bytes = p->numel * optim__dtype_size(p->dtype);
     for (uint32_t k = 0; k < ns && !r.bad; k++) {
       const char *sname = get_str(&r, &len);
       uint32_t kind = get_u32(&r);
@@ -508,6 +507,8 @@ int optim_load(optim_optimizer *opt, const char *path)
       state_entry *e = &L->state[k];
       e->name = lay.name[k];
       e->kind = (int)kind;
+      e->count = kind == OPTIM_STATE_BUFFER ? (lay.count[k] ? lay.count[k] : p->numel) : 0;
+      size_t bytes = e->count * optim__dtype_size(p->dtype);
       L->nstate = (int)k + 1;
       if (kind == OPTIM_STATE_SCALAR) {
         e->scalar = get_i64(&r);

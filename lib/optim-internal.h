@@ -75,12 +75,14 @@ typedef struct state_layout {
   int n;
   const char *name[OPTIM_MAX_STATE];
   int kind[OPTIM_MAX_STATE];            /* optim_state_kind */
+  size_t count[OPTIM_MAX_STATE];        /* buffer elements; 0 means numel */
 } state_layout;
 
 typedef struct state_entry {
   const char *name;     /* static string from the algorithm */
   int kind;
-  void *buf;            /* OPTIM_STATE_BUFFER: numel elements of the dtype */
+  size_t count;         /* OPTIM_STATE_BUFFER: elements of the dtype */
+  void *buf;            /* OPTIM_STATE_BUFFER: count elements of the dtype */
   int64_t scalar;       /* OPTIM_STATE_SCALAR */
 } state_entry;
 

@@ -168,16 +168,19 @@ static int build_state(const optim_group *g, const optim_param *p,
   state_layout lay;
   memset(&lay, 0, sizeof lay);
   g->alg->layout(g, p, &lay);
-  size_t bytes = p->numel * optim__dtype_size(p->dtype);
   for (int k = 0; k < lay.n; k++) {
+    size_t count = lay.kind[k] == OPTIM_STATE_BUFFER ? (lay.count[k] ? lay.count[k] : p->numel) : 0;
+    size_t bytes = count * optim__dtype_size(p->dtype);
     next[k].name = lay.name[k];
     next[k].kind = lay.kind[k];
+    next[k].count = count;
     next[k].buf = NULL;
     next[k].scalar = 0;
     /* Reuse what p already has under that name. */
     int found = 0;
     for (int j = 0; j < p->nstate; j++)
-      if (strcmp(p->state[j].name, lay.name[k]) == 0 && p->state[j].kind == lay.kind[k]) {
+      if (strcmp(p->state[j].name, lay.name[k]) == 0 && p->state[j].kind == lay.kind[k] &&
+          p->state[j].count == count) {
         next[k] = p->state[j];
         found = 1;
       }
@@ -210,9 +213,9 @@ static void install_state(optim_param *p, const state_entry *next, int nnext)
 
 static void reset_state(const optim_group *g, optim_param *p)
 {
-  size_t bytes = p->numel * optim__dtype_size(p->dtype);
   for (int k = 0; k < p->nstate; k++) {
-    if (p->state[k].kind == OPTIM_STATE_BUFFER) memset(p->state[k].buf, 0, bytes);
+    if (p->state[k].kind == OPTIM_STATE_BUFFER)
+      memset(p->state[k].buf, 0, p->state[k].count * optim__dtype_size(p->dtype));
     else p->state[k].scalar = 0;
   }
   g->alg->init_state(g, p);
@@ -436,7 +439,7 @@ int optim_state_info(optim_optimizer *opt, int index, int k, const char **name, 
     return optim__fail(opt, OPTIM_EINVAL, "state entry %d does not exist", k);
   if (name) *name = p->state[k].name;
   if (kind) *kind = p->state[k].kind;
-  if (numel) *numel = p->state[k].kind == OPTIM_STATE_BUFFER ? (int64_t)p->numel : 1;
+  if (numel) *numel = p->state[k].kind == OPTIM_STATE_BUFFER ? (int64_t)p->state[k].count : 1;
   return OPTIM_OK;
 }
 
@@ -464,7 +467,7 @@ int optim_state_buffer(optim_optimizer *opt, int index, const char *name, const 
   int st = state_named(opt, index, name, OPTIM_STATE_BUFFER, &e);
   if (st) return st;
   *data = e->buf;
-  if (numel) *numel = (int64_t)opt->params[index].numel;
+  if (numel) *numel = (int64_t)e->count;
   return OPTIM_OK;
 }
 

@@ -8,6 +8,8 @@ extern const optim_alg optim__alg_adam;
 extern const optim_alg optim__alg_adamw;
 extern const optim_alg optim__alg_adagrad;
 extern const optim_alg optim__alg_muon;
+extern const optim_alg optim__alg_normuon;
+extern const optim_alg optim__alg_root;
 
 /* Order is the listing order of optim_algorithm_name(); append only. */
 static const optim_alg *const algs[] = {
@@ -16,6 +18,8 @@ static const optim_alg *const algs[] = {
   &optim__alg_adamw,
   &optim__alg_adagrad,
   &optim__alg_muon,
+  &optim__alg_normuon,
+  &optim__alg_root,
 };
 #define NALGS ((int)(sizeof algs / sizeof algs[0]))
 

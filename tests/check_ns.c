@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algs/matrix.h"
 #include "ns.h"
 #include "optim.h"
 #include "testutil.h"
@@ -223,6 +224,50 @@ START_TEST(test_coefficient_sets)
 }
 END_TEST
 
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* ROOT's threshold: quantile with linear interpolation, as numpy (float64)
+ * and torch (float32) compute it; the selection against a full sort. */
+START_TEST(test_quantile)
+{
+  double a[50];
+  float f[50];
+  const double q[4] = {0.9, 0.5, 0.25, 0.999};
+  /* numpy.quantile of this array (float64) and torch.quantile (float32) */
+  const double np64[4] = {12.9, 7.071428571428571, 3.392857142857143, 14.264714285714287};
+  const double th32[4] = {12.899998664855957, 7.071428298950195, 3.392857074737549,
+                          14.264714241027832};
+  for (int k = 0; k < 4; k++) {
+    for (int i = 0; i < 50; i++) f[i] = (float)(a[i] = ((i * 37) % 101) / 7.0);
+    double v = optim__quantile_f64(a, 50, q[k]);
+    ck_assert_msg(fabs(v - np64[k]) <= 4e-16 * np64[k], "q=%g: %.17g vs numpy %.17g", q[k], v,
+                  np64[k]);
+    double w = optim__quantile_f32(f, 50, q[k]);
+    ck_assert_msg(fabs(w - th32[k]) <= 2e-7 * th32[k], "q=%g: %.9g vs torch %.9g", q[k], w,
+                  th32[k]);
+  }
+  /* random sizes, many ties, extreme q: against sorting */
+  for (int t = 0; t < 200; t++) {
+    size_t n = 1 + (size_t)(unif() * 300);
+    double *x = malloc(sizeof *x * n), *s = malloc(sizeof *s * n);
+    for (size_t i = 0; i < n; i++) x[i] = s[i] = t % 3 ? normal() : floor(unif() * 5);
+    qsort(s, n, sizeof *s, cmp_double);
+    double qq = t % 5 == 0 ? 0 : t % 5 == 1 ? 1 : unif();
+    double idx = qq * (double)(n - 1), fl = floor(idx), wt = idx - fl;
+    size_t k = (size_t)fl;
+    double lo = s[k], hi = k + 1 < n ? s[k + 1] : s[k];
+    double want = wt < 0.5 ? lo + wt * (hi - lo) : hi - (hi - lo) * (1 - wt);
+    ck_assert_msg(optim__quantile_f64(x, n, qq) == want, "n=%zu q=%g", n, qq);
+    free(x);
+    free(s);
+  }
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("ns");
@@ -233,6 +278,7 @@ int main(void)
   tcase_add_test(tc, test_tiny_norm_is_orthogonalized);
   tcase_add_test(tc, test_zero_transpose_batch);
   tcase_add_test(tc, test_coefficient_sets);
+  tcase_add_test(tc, test_quantile);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

@@ -118,3 +118,45 @@ void optim__aux_layout(state_layout *out)
   out->kind[2] = OPTIM_STATE_BUFFER;
   out->n = 3;
 }
+
+/* k-th smallest of a[0..n), by quickselect with a median-of-three pivot
+ * (Hoare partition); a is reordered so that a[k] holds it. */
+#define QUANTILE(T, SFX)                                                            \
+  static T select_##SFX(T *a, size_t n, size_t k)                                   \
+  {                                                                                 \
+    size_t lo = 0, hi = n - 1;                                                      \
+    while (hi > lo) {                                                               \
+      size_t mid = lo + (hi - lo) / 2;                                              \
+      if (a[mid] < a[lo]) { T t = a[mid]; a[mid] = a[lo]; a[lo] = t; }              \
+      if (a[hi] < a[lo]) { T t = a[hi]; a[hi] = a[lo]; a[lo] = t; }                 \
+      if (a[hi] < a[mid]) { T t = a[hi]; a[hi] = a[mid]; a[mid] = t; }              \
+      T pivot = a[mid];                                                             \
+      size_t i = lo, j = hi;                                                        \
+      for (;;) {                                                                    \
+        while (a[i] < pivot) i++;                                                   \
+        while (pivot < a[j]) j--;                                                   \
+        if (i >= j) break;                                                          \
+        T t = a[i]; a[i] = a[j]; a[j] = t;                                          \
+        i++;                                                                        \
+        j--;                                                                        \
+      }                                                                             \
+      /* a[lo..j] <= pivot <= a[j+1..hi] */                                         \
+      if (k <= j) hi = j;                                                           \
+      else lo = j + 1;                                                              \
+    }                                                                               \
+    return a[k];                                                                    \
+  }                                                                                 \
+  T optim__quantile_##SFX(T *a, size_t n, double q)                                 \
+  {                                                                                 \
+    double idx = q * (double)(n - 1);                                               \
+    size_t k = (size_t)floor(idx);                                                  \
+    if (k >= n - 1) return select_##SFX(a, n, n - 1);                               \
+    T w = (T)(idx - (double)k);                                                     \
+    T lo = select_##SFX(a, n, k), hi = a[k + 1];                                    \
+    for (size_t i = k + 2; i < n; i++)                                              \
+      if (a[i] < hi) hi = a[i];                                                     \
+    return w < (T)0.5 ? lo + w * (hi - lo) : hi - (hi - lo) * ((T)1 - w);           \
+  }
+
+QUANTILE(float, f32)
+QUANTILE(double, f64)

@@ -57,4 +57,10 @@ void optim__aux_kernel(const optim_param *p, size_t begin, size_t end);
 /* Layout of a tensor handled by an auxiliary AdamW: step, exp_avg, exp_avg_sq. */
 void optim__aux_layout(state_layout *out);
 
+/* The q-quantile of a[0..n) (n >= 1) with linear interpolation between
+ * order statistics (numpy's and torch's default), in the dtype; a is
+ * reordered.  Expected O(n). */
+float optim__quantile_f32(float *a, size_t n, double q);
+double optim__quantile_f64(double *a, size_t n, double q);
+
 #endif
