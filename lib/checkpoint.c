@@ -148,6 +148,7 @@ int optim_save(optim_optimizer *opt, const char *path)
     put_str(&m, g->alg->name);
     put_i64(&m, g->steps);
     put_i64(&m, g->skipped);
+    put_i64(&m, g->failed);
     put_u32(&m, (uint32_t)g->alg->nhp + 1);
     for (int i = 0; i < g->alg->nhp; i++) put_hp(&m, &g->alg->hp[i], g->hp[i], g->hp_set[i]);
     hp_value nf = {.i = g->nonfinite};
@@ -262,7 +263,7 @@ typedef struct loaded_group {
   hp_value *hp;
   unsigned char *hp_set;
   int nonfinite;
-  int64_t steps, skipped;
+  int64_t steps, skipped, failed;
 } loaded_group;
 
 static int read_exact(FILE *f, void *out, size_t n)
@@ -384,6 +385,7 @@ int optim_load(optim_optimizer *opt, const char *path)
     }
     lg[gi].steps = get_i64(&r);
     lg[gi].skipped = get_i64(&r);
+    lg[gi].failed = get_i64(&r);
     lg[gi].hp = malloc(sizeof *lg[gi].hp * ((size_t)g->alg->nhp + 1));
     lg[gi].hp_set = calloc((size_t)g->alg->nhp + 1, 1);
     if (!lg[gi].hp || !lg[gi].hp_set) {
@@ -552,6 +554,7 @@ int optim_load(optim_optimizer *opt, const char *path)
     g->nonfinite = lg[gi].nonfinite;
     g->steps = lg[gi].steps;
     g->skipped = lg[gi].skipped;
+    g->failed = lg[gi].failed;
   }
   for (int i = 0; i < np_loaded; i++) {
     optim_param *p = &opt->params[lp[i].index];

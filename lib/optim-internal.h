@@ -121,7 +121,10 @@ typedef struct optim_alg {
    * may use its own threads), with `work` holding at least workspace(g, p)
    * bytes, allocated outside optim_step. */
   int (*whole)(const struct optim_group *g, const struct optim_param *p);
-  void (*param_step)(const struct optim_group *g, struct optim_param *p, void *work);
+  /* Returns 0, or non-zero when a numerical method failed (e.g. an
+   * eigendecomposition did not converge); the parameter and its state are
+   * then left as they were and the group's "failed" counter counts it. */
+  int (*param_step)(const struct optim_group *g, struct optim_param *p, void *work);
   size_t (*workspace)(const struct optim_group *g, const struct optim_param *p);
   /* Non-zero: a parameter without gradient still steps, as if its
    * gradient were zero (Muon), instead of being skipped (torch.optim);
@@ -136,7 +139,7 @@ typedef struct optim_group {
   hp_value *hp;          /* alg->nhp values */
   unsigned char *hp_set; /* whether the caller set each value */
   int nonfinite;         /* NONFINITE_* */
-  int64_t steps, skipped;
+  int64_t steps, skipped, failed;
   /* per-step, written by optim_step */
   int skip_now;
 } optim_group;

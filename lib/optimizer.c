@@ -493,6 +493,7 @@ int optim_get_counter(optim_optimizer *opt, int group, const char *name, int64_t
     return optim__fail(opt, OPTIM_EINVAL, "group %d does not exist", group);
   if (strcmp(name, "steps") == 0) *value = opt->groups[group].steps;
   else if (strcmp(name, "skipped") == 0) *value = opt->groups[group].skipped;
+  else if (strcmp(name, "failed") == 0) *value = opt->groups[group].failed;
   else return optim__fail(opt, OPTIM_EUNKNOWN, "no counter named '%s'", name);
   return OPTIM_OK;
 }

@@ -10,6 +10,7 @@ extern const optim_alg optim__alg_adagrad;
 extern const optim_alg optim__alg_muon;
 extern const optim_alg optim__alg_normuon;
 extern const optim_alg optim__alg_root;
+extern const optim_alg optim__alg_fismo;
 
 /* Order is the listing order of optim_algorithm_name(); append only. */
 static const optim_alg *const algs[] = {
@@ -20,6 +21,7 @@ static const optim_alg *const algs[] = {
   &optim__alg_muon,
   &optim__alg_normuon,
   &optim__alg_root,
+  &optim__alg_fismo,
 };
 #define NALGS ((int)(sizeof algs / sizeof algs[0]))
 

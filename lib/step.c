@@ -153,7 +153,7 @@ int optim_step(optim_optimizer *opt)
   for (int k = 0; k < nwhole; k++) {
     optim_param *p = &opt->params[list[opt->nparams - 1 - k]];
     const optim_group *g = &opt->groups[p->group];
-    g->alg->param_step(g, p, opt->work);
+    if (g->alg->param_step(g, p, opt->work) != 0) opt->groups[p->group].failed++;
   }
   for (int g = 0; g < opt->ngroups; g++) {
     if (opt->groups[g].skip_now) opt->groups[g].skipped++;

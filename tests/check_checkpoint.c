@@ -133,6 +133,9 @@ static const struct {
   {"adagrad", "lr=0.1,lr_decay=0.01,initial_accumulator_value=0.1"},
   {"muon", "nonmatrix=adamw,weight_decay=0.01,adamw_weight_decay=0.01"},
   {"muon", "nonmatrix=adamw,nesterov=false,ns_coefficients=polar_express,lr_adjust=match_adamw"},
+  {"normuon", "nonmatrix=adamw,weight_decay=0.1"},
+  {"root", "quantile=0.8"},
+  {"fismo", "nonmatrix=adamw,weight_decay=0.01"},
 };
 #define NCONFIGS ((int)(sizeof configs / sizeof configs[0]))
 

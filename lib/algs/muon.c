@@ -98,7 +98,7 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
   optim__aux_kernel(p, b, e);
 }
 
-static void param_step(const optim_group *g, optim_param *p, void *work)
+static int param_step(const optim_group *g, optim_param *p, void *work)
 {
   int64_t batch, rows, cols;
   optim__matrix_view(p, &batch, &rows, &cols);
@@ -116,6 +116,7 @@ static void param_step(const optim_group *g, optim_param *p, void *work)
                      : 0.2 * sqrt((double)(rows > cols ? rows : cols));
   double decay = 1 - lr * hp_d(g, WEIGHT_DECAY);
   optim__apply_update(p->dtype, p->data, u, p->numel, lr, decay, scale);
+  return 0;
 }
 
 const optim_alg optim__alg_muon = {

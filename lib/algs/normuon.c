@@ -165,7 +165,7 @@ PAPER_MOMENTUM(double, f64)
 NORMALIZE(float, f32, sqrtf)
 NORMALIZE(double, f64, sqrt)
 
-static void param_step(const optim_group *g, optim_param *p, void *work)
+static int param_step(const optim_group *g, optim_param *p, void *work)
 {
   int64_t batch, rows, cols;
   optim__matrix_view(p, &batch, &rows, &cols);
@@ -196,6 +196,7 @@ static void param_step(const optim_group *g, optim_param *p, void *work)
   else
     normalize_f64(u, p->state[2].buf, p->data, blocks, S, L, hp_d(g, BETA2), hp_d(g, EPS),
                   paper, scale, lr, decay);
+  return 0;
 }
 
 const optim_alg optim__alg_normuon = {

@@ -156,7 +156,7 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
 ROOT_PREP(float, f32)
 ROOT_PREP(double, f64)
 
-static void param_step(const optim_group *g, optim_param *p, void *work)
+static int param_step(const optim_group *g, optim_param *p, void *work)
 {
   size_t bytes = (p->numel * optim__dtype_size(p->dtype) + 63) & ~(size_t)63;
   void *u = work, *a = (char *)work + bytes, *nswork = (char *)work + 2 * bytes;
@@ -171,6 +171,7 @@ static void param_step(const optim_group *g, optim_param *p, void *work)
             (int)hp_i(g, NS_STEPS), (int)hp_i(g, NS_COEFFICIENTS), nswork);
   double step = lr * 0.2 * sqrt((double)(m > n ? m : n));
   optim__apply_update(p->dtype, p->data, u, p->numel, step, 1 - lr * hp_d(g, WEIGHT_DECAY), 1);
+  return 0;
 }
 
 const optim_alg optim__alg_root = {
