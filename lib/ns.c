@@ -51,8 +51,8 @@ size_t optim__ns_workspace(int64_t rows, int64_t cols, int prec)
 {
   size_t k = (size_t)(rows < cols ? rows : cols), n = (size_t)(rows < cols ? cols : rows);
   size_t es = prec == OPTIM_FLOAT64 ? 8 : 4;
-  /* X, Y (k x n) and A, A2 (k x k), each 64-byte aligned. */
-  return es * (2 * k * n + 2 * k * k) + 4 * 64;
+  /* X, Y (k x n) and A, A2, Q, P (k x k), each 64-byte aligned. */
+  return es * (2 * k * n + 4 * k * k) + 6 * 64;
 }
 
 static void *align64(void *p)
@@ -74,6 +74,69 @@ static void *align64(void *p)
   }
 MIRROR_IMPL(float, f32)
 MIRROR_IMPL(double, f64)
+
+/* Wide matrices (n >= NS_GRAM_RATIO k) iterate on the k x k Gram side: with
+ * X_i = Q_i X_0 and every Q_i a polynomial in A_0 = X_0 X_0^T (so all of
+ * them symmetric and commuting), X_{i+1} = (aI + bA_i + cA_i^2) X_i becomes
+ *   P_i = aI + bA_i + cA_i^2,  Q_{i+1} = P_i Q_i,  A_{i+1} = P_i^2 A_i,
+ * and X = Q_steps X_0 at the end: 3 k^2 n + (6 steps - 3) k^3 flops in all,
+ * against (3 k^2 n + k^3) per iteration for the direct form. */
+#ifndef NS_GRAM_RATIO
+#define NS_GRAM_RATIO 3
+#endif
+#define GRAM_IMPL(T, SFX, SYRK, SYMM)                                                   \
+  static void gram_##SFX(const T *X0, T *out, T *A, T *A2, size_t k, size_t n, int steps, \
+                         int coef, int64_t rows, int64_t cols)                          \
+  {                                                                                     \
+    T *Q = align64(A2 + k * k), *P = align64(Q + k * k);                                \
+    SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)k, (int)n, 1, X0, (int)n, 0, A,   \
+         (int)k);                                                                       \
+    mirror_##SFX(A, k);                                                                 \
+    memset(Q, 0, k * k * sizeof(T));                                                    \
+    for (size_t i = 0; i < k; i++) Q[i * k + i] = 1;                                    \
+    for (int it = 0; it < steps; it++) {                                                \
+      double abc[3];                                                                    \
+      optim__ns_coef(coef, rows, cols, it, abc);                                         \
+      /* P = aI + bA + cA^2 (full, symmetric) */                                        \
+      SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)k, (int)k, 1, A, (int)k, 0, A2, \
+           (int)k);                                                                     \
+      const T a = (T)abc[0], b = (T)abc[1], c = (T)abc[2];                              \
+      for (size_t i = 0; i < k; i++)                                                    \
+        for (size_t j = i; j < k; j++)                                                  \
+          P[i * k + j] = b * A[i * k + j] + c * A2[i * k + j] + (i == j ? a : (T)0);      \
+      mirror_##SFX(P, k);                                                               \
+      /* Q = P Q */                                                                     \
+      SYMM(CblasRowMajor, CblasLeft, CblasUpper, (int)k, (int)k, 1, P, (int)k, Q, (int)k, \
+           0, A2, (int)k);                                                              \
+      memcpy(Q, A2, k * k * sizeof(T));                                                 \
+      if (it + 1 == steps) break;                                                       \
+      /* A = P^2 A: P^2 = P P^T by a rank-k update, then one symmetric         \
+       * product, then symmetrize */                                                    \
+      SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)k, (int)k, 1, P, (int)k, 0, A2, \
+           (int)k);                                                                     \
+      SYMM(CblasRowMajor, CblasLeft, CblasUpper, (int)k, (int)k, 1, A2, (int)k, A, (int)k, \
+           0, P, (int)k);                                                               \
+      memcpy(A, P, k * k * sizeof(T));                                                  \
+      for (size_t i = 0; i < k; i++)                                                    \
+        for (size_t j = i + 1; j < k; j++) {                                            \
+          T v = (A[i * k + j] + A[j * k + i]) * (T)0.5;                                 \
+          A[i * k + j] = v;                                                             \
+          A[j * k + i] = v;                                                             \
+        }                                                                               \
+    }                                                                                   \
+    /* Q is symmetric up to rounding: use its upper triangle */                         \
+    SYMM(CblasRowMajor, CblasLeft, CblasUpper, (int)k, (int)n, 1, Q, (int)k, X0, (int)n, \
+         0, out, (int)n);                                                               \
+  }
+GRAM_IMPL(float, f32, cblas_ssyrk, cblas_ssymm)
+GRAM_IMPL(double, f64, cblas_dsyrk, cblas_dsymm)
+
+double optim__ns_flops(int64_t rows, int64_t cols, int steps)
+{
+  double k = (double)(rows < cols ? rows : cols), n = (double)(rows < cols ? cols : rows);
+  if (steps > 0 && n >= NS_GRAM_RATIO * k) return 3 * k * k * n + (6.0 * steps - 3) * k * k * k;
+  return steps * (3 * k * k * n + k * k * k);
+}
 
 /* One implementation per precision T; the element type of in/out is
  * converted on the way in and out. */
@@ -100,6 +163,13 @@ MIRROR_IMPL(double, f64)
     } else {                                                                             \
       double f = coef == NS_COEF_POLAR_EXPRESS ? 1.02 : 1.0;                             \
       SCAL((int)(k * n), (T)(1.0 / ((double)nrm * f * (1 + 1e-7))), X, 1);                \
+    }                                                                                    \
+    if (steps > 0 && n >= NS_GRAM_RATIO * k) {                                          \
+      gram_##SFX(X, Y, A, A2, k, n, steps, coef, rows, cols);                             \
+      T *t = X;                                                                          \
+      X = Y;                                                                             \
+      Y = t;                                                                             \
+      steps = 0;                                                                         \
     }                                                                                    \
     for (int it = 0; it < steps; it++) {                                                 \
       double abc[3];                                                                     \

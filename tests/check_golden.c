@@ -86,7 +86,8 @@ static void load_golden(const char *path, double rtol32, double rtol64)
   char *line = NULL;
   ssize_t len;
   gcase *c = NULL;
-  int cap_cases = 0, lineno = 0;
+  static int cap_cases = 0;
+  int lineno = 0;
   while ((len = getline(&line, &cap, f)) > 0) {
     lineno++;
     if (line[len - 1] == '\n') line[len - 1] = '\0';
@@ -279,7 +280,9 @@ int main(void)
   load_golden(GOLDEN_DIR "/basic.txt", 1e-6, 1e-12);
   int nbasic = ncases;
   load_golden(GOLDEN_DIR "/muon.txt", 1e-5, 1e-10);
-  if (nbasic < 40 || ncases - nbasic < 30) {
+  int nmuon = ncases - nbasic;
+  load_golden(GOLDEN_DIR "/normuon_root.txt", 1e-5, 1e-10);
+  if (nbasic < 40 || nmuon < 30 || ncases - nbasic - nmuon < 40) {
     fprintf(stderr, "only %d golden cases found\n", ncases);
     return 1;
   }

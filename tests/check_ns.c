@@ -127,7 +127,8 @@ static void check_case(const double *s_in, int m, int n, int prec, int coef, dou
   free(so);
 }
 
-static const int shapes[][2] = {{24, 24}, {40, 16}, {16, 40}, {1, 30}, {30, 1}, {64, 32}};
+static const int shapes[][2] = {{24, 24}, {40, 16}, {16, 40}, {1, 30}, {30, 1}, {64, 32},
+                                {12, 60}, {96, 24}, {32, 256}};
 
 START_TEST(test_random_in_band)
 {
@@ -155,6 +156,14 @@ START_TEST(test_ill_conditioned_and_rank_deficient)
   ck_assert_msg(lo > 0.6 && hi < 1.25, "ill-conditioned band [%g, %g]", lo, hi);
   check_case(s, m, n, OPTIM_FLOAT64, NS_COEF_POLAR_EXPRESS, 1, 0.05, &lo, &hi);
   ck_assert_msg(lo > 0.6 && hi < 1.25, "polar express band [%g, %g]", lo, hi);
+  /* the same on a wide matrix, which takes the Gram-side iteration */
+  {
+    double sw[24];
+    for (int i = 0; i < 24; i++) sw[i] = pow(1e-3, (double)i / 23);
+    check_case(sw, 24, 200, OPTIM_FLOAT32, NS_COEF_MUON, 1, 0.05, &lo, &hi);
+    ck_assert_msg(lo > 0.6 && hi < 1.25, "wide ill-conditioned band [%g, %g]", lo, hi);
+    check_case(sw, 200, 24, OPTIM_FLOAT64, NS_COEF_POLAR_EXPRESS, 1, 0.05, &lo, &hi);
+  }
   /* rank 5: the null space stays null */
   for (int i = 0; i < k; i++) s[i] = i < 5 ? 1 + i : 0;
   check_case(s, m, n, OPTIM_FLOAT64, NS_COEF_MUON, 1, 1e-6, &lo, &hi);

@@ -48,13 +48,6 @@ static int parse_shape(const char *s, long *r, long *c, long *count)
   return (*end == '\0' || *end == ',') ? (int)(end - s) : -1;
 }
 
-/* Flops liboptim's NS performs on a k x n matrix (k <= n), per iteration:
- * syrk XX^T k^2 n, syrk A^2 k^3, symm 2 k^2 n. */
-static double ns_flops(double k, double n, int steps)
-{
-  return steps * (3 * k * k * n + k * k * k);
-}
-
 static void fill(void *x, size_t n, int dtype, unsigned seed)
 {
   for (size_t i = 0; i < n; i++) {
@@ -104,13 +97,13 @@ int bench_ns(const char *shape, int dtype, int threads, int iters, int warmup)
     }
   }
   double ns = median(t, iters), mm = median(u, iters);
-  double f = ns_flops((double)k, (double)n, 5), fg = 2.0 * (double)k * (double)k * (double)n;
+  double f = optim__ns_flops(r, c, 5), fg = 2.0 * (double)k * (double)k * (double)n;
   double torch_flops = 5 * (4.0 * k * k * n + 2.0 * k * k * k);
   printf("optim-bench: ns5 %ldx%ld %s, OpenBLAS %s, %d BLAS threads, median of %d\n", r, c,
          dtype == OPTIM_FLOAT32 ? "float32" : "float64", openblas_get_corename(),
          openblas_get_num_threads(), iters);
   printf("  liboptim ns5 %9.3f ms  %7.1f GFLOP/s performed (%.2f GFLOP; the three-gemm "
-         "form needs %.2f)\n",
+         "form\n               needs %.2f)\n",
          ns * 1e3, f / ns / 1e9, f / 1e9, torch_flops / 1e9);
   printf("  %cgemm        %9.3f ms  %7.1f GFLOP/s (%zux%zux%zu, same run)\n",
          dtype == OPTIM_FLOAT32 ? 's' : 'd', mm * 1e3, fg / mm / 1e9, k, k, n);

@@ -111,7 +111,7 @@ static size_t workspace(const optim_group *g, const optim_param *p)
 static void prepare(const optim_group *g, optim_param *p)
 {
   int64_t t = ++optim__state_get(p, "step")->scalar;
-  if (p->ndim != 2) optim__aux_prepare(g, p, A_LR, t);
+  if (p->ndim != 2) optim__aux_prepare(g, p, A_LR, t, 0);
 }
 
 static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t e)

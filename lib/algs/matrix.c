@@ -83,14 +83,15 @@ void optim__apply_update(int dtype, void *p, const void *u, size_t n, double lr,
   else apply_f64(p, u, n, lr, decay, scale);
 }
 
-void optim__aux_prepare(const optim_group *g, optim_param *p, int first_hp, int64_t step)
+void optim__aux_prepare(const optim_group *g, optim_param *p, int first_hp, int64_t step,
+                        int decay_needs_grad)
 {
   double lr = hp_d(g, first_hp), b1 = hp_d(g, first_hp + 1), b2 = hp_d(g, first_hp + 2);
   double *c = p->coef;
   c[0] = 1 - pow(b1, (double)step);
   c[1] = 1 - pow(b2, (double)step);
   c[2] = lr;
-  c[3] = 1 - lr * hp_d(g, first_hp + 4);
+  c[3] = (decay_needs_grad && !p->grad) ? 1 : 1 - lr * hp_d(g, first_hp + 4);
   c[4] = 1 - b1;
   c[5] = 1 - b2;
   c[6] = hp_d(g, first_hp + 3);

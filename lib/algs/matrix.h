@@ -51,7 +51,10 @@ void optim__apply_update(int dtype, void *p, const void *u, size_t n, double lr,
    "added to the root of the bias-corrected second moment (auxiliary AdamW)"},      \
   {"adamw_weight_decay", OPTIM_TYPE_DOUBLE, 0, "0", 0, INFINITY, 0, 0,               \
    "decoupled weight decay of the auxiliary AdamW"}
-void optim__aux_prepare(const optim_group *g, optim_param *p, int first_hp, int64_t step);
+/* decay_needs_grad: no weight decay on a step whose gradient is missing
+ * (NorMuonWithAuxAdam; MuonWithAuxAdam decays always). */
+void optim__aux_prepare(const optim_group *g, optim_param *p, int first_hp, int64_t step,
+                        int decay_needs_grad);
 void optim__aux_kernel(const optim_param *p, size_t begin, size_t end);
 
 /* Layout of a tensor handled by an auxiliary AdamW: step, exp_avg, exp_avg_sq. */

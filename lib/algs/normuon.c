@@ -98,7 +98,7 @@ static size_t workspace(const optim_group *g, const optim_param *p)
 static void prepare(const optim_group *g, optim_param *p)
 {
   int64_t t = ++optim__state_get(p, "step")->scalar;
-  if (p->ndim < 2) optim__aux_prepare(g, p, A_LR, t);
+  if (p->ndim < 2) optim__aux_prepare(g, p, A_LR, t, 1);
 }
 
 static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t e)
@@ -142,9 +142,9 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
         T mean = (T)(ss / (double)L);                                                   \
         T vr = LERP(vb[r], mean, w, wc);                                                \
         vb[r] = vr;                                                                     \
-        T den = SQRT(vr) + e;                                                           \
+        T rden = (T)1 / (SQRT(vr) + e); /* the reference multiplies by 1/(...) */       \
         for (size_t l = 0; l < L; l++) {                                                \
-          T x = ob[r * L + l] / den;                                                    \
+          T x = ob[r * L + l] * rden;                                                   \
           ob[r * L + l] = x;                                                            \
           n1 += (double)x * (double)x;                                                  \
         }                                                                               \
@@ -188,7 +188,7 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   size_t L = (size_t)p->shape[p->ndim - 1], S = (size_t)p->shape[p->ndim - 2];
   size_t blocks = p->numel / (S * L);
   /* The reference skips weight decay when the gradient was missing. */
-  double decay = (paper || p->grad) ? 1 - lr * wd : 1;
+  double decay = p->grad ? 1 - lr * wd : 1;
   double scale = optim__muon_scale(p);
   if (p->dtype == OPTIM_FLOAT32)
     normalize_f32(u, p->state[2].buf, p->data, blocks, S, L, hp_d(g, BETA2), hp_d(g, EPS),

@@ -91,7 +91,8 @@ static void prepare(const optim_group *g, optim_param *p)
   if (p->ndim == 2) return;
   double lr = hp_d(g, LR), b1 = hp_d(g, A_BETA1), b2 = hp_d(g, A_BETA2);
   double *c = p->coef;
-  c[C_STEP_SIZE] = lr * sqrt(1 - pow(b2, (double)t)) / (1 - pow(b1, (double)t));
+  /* the reference: alpha = -lr / scale with scale = bc1 / bc2**0.5 */
+  c[C_STEP_SIZE] = lr / ((1 - pow(b1, (double)t)) / sqrt(1 - pow(b2, (double)t)));
   c[C_DECAY] = 1 - lr * hp_d(g, WEIGHT_DECAY);
   c[C_W1] = 1 - b1;
   c[C_W2] = 1 - b2;
@@ -99,7 +100,7 @@ static void prepare(const optim_group *g, optim_param *p)
 }
 
 /* ROOT's internal AdamW: m = lerp(m, g, 1-b1); v = lerp(v, g^2, 1-b2);
- * p = p*(1 - lr*wd); p = p + (-lr*sqrt(bc2)/bc1) * m / (sqrt(v) + eps). */
+ * p = p*(1 - lr*wd); p = p + (-lr/(bc1/sqrt(bc2))) * (m / (eps + sqrt(v))). */
 #define ADAMW_KERNEL(T, SFX, SQRT)                                                   \
   OPTIM_CLONES static void adamw_##SFX(T *restrict p, const T *restrict g,           \
                                        T *restrict m, T *restrict v, size_t n,       \
@@ -114,7 +115,7 @@ static void prepare(const optim_group *g, optim_param *p)
       m[i] = mi;                                                                     \
       v[i] = vi;                                                                     \
       T pi = p[i] * decay;                                                           \
-      p[i] = pi + step * mi / (SQRT(vi) + eps);                                      \
+      p[i] = pi + step * (mi / (eps + SQRT(vi)));                                    \
     }                                                                                \
   }
 

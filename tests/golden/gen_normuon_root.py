@@ -48,10 +48,12 @@ NorMuon (registry name normuon)
 ROOT (registry name root), 2-D parameters:
     M = momentum*M + G (mul_ then add_); U = G + momentum*M (G.add(M,
     alpha=momentum)) if nesterov else M;
-    thr = quantile(|U|, quantile) + 1e-9, in the dtype: sorted |U|,
-    h = quantile*(N-1) rounded to the dtype, lo = floor(h), hi = ceil(h),
-    thr = a[lo] if lo == hi else lerp(a[lo], a[hi], h - lo)  (the authors'
-    simple_quantile; numpy's "linear" method up to the rounding of h);
+    thr = quantile(|U|, quantile) + 1e-9, in the dtype: a = sorted |U|,
+    h = quantile*(N-1) in double, lo = floor(h), hi = ceil(h),
+    thr = a[lo] if lo == hi else lerp(a[lo], a[hi], (dtype)(h - lo))
+    (numpy's "linear" method with the weight and the lerp in the dtype;
+    the authors' simple_quantile casts |U| to float32 and rounds h to
+    float32 as well);
     B = clamp(U, -thr, thr); X = NS(B) with ROOT's per-shape coefficients
     (Muon's for every test shape);
     p *= 1 - lr*weight_decay; p += -(lr * (0.2*sqrt(max(m, n)))) * X.
@@ -326,24 +328,30 @@ QUANTILE_STATS = {"calls": 0, "numpy_equal": 0, "max_ulps": 0}
 
 
 def root_threshold(u, q):
-    """quantile(|U|, q) + 1e-9 in u's dtype (the authors' simple_quantile
-    without its float32 cast), cross-checked against numpy."""
+    """quantile(|U|, q) + 1e-9: numpy's "linear" method with the weight
+    rounded to u's dtype and the interpolation done in u's dtype; cross-
+    checked against numpy in float64."""
     a = torch.sort(u.abs().reshape(-1)).values
     n = a.numel()
-    h = torch.tensor(q * (n - 1), dtype=u.dtype)
-    lo, hi = int(math.floor(h.item())), int(math.ceil(h.item()))
+    h = q * (n - 1)  # a Python double, as numpy's virtual index
+    lo, hi = int(math.floor(h)), int(math.ceil(h))
     if lo == hi:
         val = a[lo]
     else:
-        val = torch.lerp(a[lo], a[hi], h - lo)
-    ref = np.quantile(a.numpy(), q, method="linear")
-    diff = abs(float(ref) - val.item())
-    ulp = float(np.spacing(val.numpy()))
+        # torch.lerp's formula, written out (separate roundings, no FMA)
+        w = torch.tensor(h - lo, dtype=u.dtype)
+        d = a[hi] - a[lo]
+        val = a[lo] + w * d if w.item() < 0.5 else a[hi] - d * (1 - w)
+    # numpy on the same values in float64: identical for float64; for
+    # float32 only the dtype roundings of w and of the lerp differ.
+    ref = float(np.quantile(a.numpy().astype(np.float64), q, method="linear"))
+    ulp = float(np.spacing(np.abs(val.numpy())))
+    diff = abs(ref - val.item())
     assert diff <= 2 * ulp, "quantile %r vs numpy %r" % (val.item(), ref)
+    if u.dtype == torch.float64:
+        assert diff == 0, "quantile %r vs numpy %r" % (val.item(), ref)
     QUANTILE_STATS["calls"] += 1
-    QUANTILE_STATS["numpy_equal"] += int(float(ref) == val.item()
-                                         and np.asarray(ref).dtype
-                                         == a.numpy().dtype)
+    QUANTILE_STATS["numpy_equal"] += int(diff == 0)
     QUANTILE_STATS["max_ulps"] = max(QUANTILE_STATS["max_ulps"], diff / ulp)
     return val + ROOT_THR_EPS
 
