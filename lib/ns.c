@@ -111,18 +111,13 @@ MIRROR_IMPL(double, f64)
       memcpy(Q, A2, k * k * sizeof(T));                                                 \
       if (it + 1 == steps) break;                                                       \
       /* A = P^2 A: P^2 = P P^T by a rank-k update, then one symmetric         \
-       * product, then symmetrize */                                                    \
+       * product */                                                                     \
       SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)k, (int)k, 1, P, (int)k, 0, A2, \
            (int)k);                                                                     \
       SYMM(CblasRowMajor, CblasLeft, CblasUpper, (int)k, (int)k, 1, A2, (int)k, A, (int)k, \
            0, P, (int)k);                                                               \
       memcpy(A, P, k * k * sizeof(T));                                                  \
-      for (size_t i = 0; i < k; i++)                                                    \
-        for (size_t j = i + 1; j < k; j++) {                                            \
-          T v = (A[i * k + j] + A[j * k + i]) * (T)0.5;                                 \
-          A[i * k + j] = v;                                                             \
-          A[j * k + i] = v;                                                             \
-        }                                                                               \
+      mirror_##SFX(A, k); /* keep A exactly symmetric (its upper triangle) */          \
     }                                                                                   \
     /* Q is symmetric up to rounding: use its upper triangle */                         \
     SYMM(CblasRowMajor, CblasLeft, CblasUpper, (int)k, (int)n, 1, Q, (int)k, X0, (int)n, \
