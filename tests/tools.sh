@@ -51,6 +51,14 @@ t "bench bad dtype" 2 "$b/optim-bench" -d float16
 t "bench bad option value" 2 "$b/optim-bench" -p 32K -o lr=-1
 has tools.err.tmp "lr"
 t "bench zero iterations" 2 "$b/optim-bench" -i 0
+t "bench ns" 0 "$b/optim-bench" --ns 48x200 -i 2 -w 0 -t 1
+has tools.out.tmp "ratio of rates ns5/gemm"
+t "bench ns bad shape" 2 "$b/optim-bench" --ns 48by200
+t "bench muon shapes" 0 "$b/optim-bench" -a muon --shapes 32x32:2,16x64 -i 2 -w 0 -t 1
+has tools.out.tmp "ratio step/NS"
+t "bench shapes bad" 2 "$b/optim-bench" -a muon --shapes 32x
+t "bench shapes too many" 2 "$b/optim-bench" -a muon --shapes 4x4:200
+t "bench shapes refused" 2 "$b/optim-bench" -a muon -o bogus=1 --shapes 4x4
 rm -f tools.out.tmp tools.err.tmp
 [ $fail = 0 ] && echo "tools: all checks passed"
 exit $fail

@@ -139,9 +139,15 @@ int bench_matrix_step(const char *alg, const char *options, const char *shapes, 
     int len = parse_shape(s, &r, &c, &count);
     if (len < 0) {
       fprintf(stderr, "optim-bench: --shapes wants RxC[:N],..., not '%s'\n", s);
+      rc = 2;
       goto out;
     }
-    for (long i = 0; i < count && np < 128; i++, np++) {
+    if (np + count > 128) {
+      fprintf(stderr, "optim-bench: --shapes: at most 128 matrices\n");
+      rc = 2;
+      goto out;
+    }
+    for (long i = 0; i < count; i++, np++) {
       char name[32];
       snprintf(name, sizeof name, "m%d", np);
       int64_t shape[2] = {r, c};
