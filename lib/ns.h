@@ -25,8 +25,9 @@ size_t optim__ns_workspace(int64_t rows, int64_t cols, int prec);
  * `steps` times X <- aX + (bA + cA^2)X with A = XX^T, using symmetric
  * rank-k updates for A and A^2 and a symmetric multiply for the product;
  * wide matrices (max >= 3 min) iterate on the Gram side instead, which is
- * the same polynomial in exact arithmetic, with float32 errors within
- * about 1.5x of the direct form's (tests/check_ns.c).
+ * the same polynomial in exact arithmetic, restarted from X every three
+ * iterations so that float32 errors stay at the direct form's level, also
+ * for low-rank-plus-noise inputs (tests/check_ns.c).
  * in and out may be the same array. */
 void optim__ns(int io, int prec, const void *in, void *out, int64_t batch, int64_t rows,
                int64_t cols, int steps, int coef, void *work);

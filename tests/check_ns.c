@@ -233,19 +233,31 @@ START_TEST(test_coefficient_sets)
 }
 END_TEST
 
-/* float32 NS against float64 NS of the same (float32) input: the direct
- * and the Gram-side iterations both stay within 1e-5 relative (Frobenius)
- * measured here at about 2e-6 and 3e-6. */
+/* float32 NS against float64 NS of the same (float32) input, relative
+ * Frobenius error: the direct and the Gram-side (wide) iterations alike
+ * stay near 2e-6 on graded inputs and near 2e-5 on rank-4-plus-noise ones. */
 START_TEST(test_float32_accuracy)
 {
-  const int shapes2[4][2] = {{48, 48}, {32, 320}, {320, 32}, {40, 100}};
-  for (int t = 0; t < 4; t++) {
+  /* graded rows (ill-conditioned), then rank 4 plus 1% noise, which the
+   * Gram side without restarts got wrong by up to 4.5e-4 */
+  const int shapes2[6][2] = {{48, 48}, {32, 320}, {320, 32}, {40, 100}, {64, 256}, {256, 64}};
+  for (int t = 0; t < 6; t++) {
     int m = shapes2[t][0], n = shapes2[t][1];
     double *A = malloc(sizeof *A * (size_t)m * n), *O = malloc(sizeof *O * (size_t)m * n);
     float *F = malloc(sizeof *F * (size_t)m * n);
+    double u[256][4], v[4][256];
+    for (int i = 0; i < 256; i++)
+      for (int q = 0; q < 4; q++) u[i][q] = normal(), v[q][i] = normal();
     for (int i = 0; i < m; i++)
       for (int j = 0; j < n; j++) {
-        F[i * n + j] = (float)(normal() * pow(1e-3, (double)i / (m - 1)));
+        double x;
+        if (t < 4) {
+          x = normal() * pow(1e-3, (double)i / (m - 1));
+        } else {
+          x = 0.01 * normal();
+          for (int q = 0; q < 4; q++) x += u[i][q] * v[q][j];
+        }
+        F[i * n + j] = (float)x;
         A[i * n + j] = F[i * n + j];
       }
     void *w = malloc(optim__ns_workspace(m, n, OPTIM_FLOAT64));
@@ -256,7 +268,8 @@ START_TEST(test_float32_accuracy)
       e += (F[i] - O[i]) * (F[i] - O[i]);
       s2 += O[i] * O[i];
     }
-    ck_assert_msg(sqrt(e / s2) < 1e-5, "%dx%d: float32 error %g", m, n, sqrt(e / s2));
+    ck_assert_msg(sqrt(e / s2) < (t < 4 ? 1e-5 : 5e-5), "%dx%d: float32 error %g", m, n,
+                  sqrt(e / s2));
     free(A);
     free(O);
     free(F);
