@@ -206,8 +206,9 @@ OPTIM_API int optim_state_buffer(optim_optimizer *opt, int index,
 /* Value of a state scalar. */
 OPTIM_API int optim_state_scalar(optim_optimizer *opt, int index,
                                  const char *name, int64_t *value);
-/* Per-group counters: "steps" (steps applied) and "skipped" (steps skipped by
- * the nonfinite=skip policy). */
+/* Per-group counters: "steps" (steps applied), "skipped" (steps skipped by
+ * the nonfinite=skip policy) and "failed" (whole-tensor updates whose
+ * numerical method failed; the tensor and its state were left unchanged). */
 OPTIM_API int optim_get_counter(optim_optimizer *opt, int group,
                                 const char *name, int64_t *value);
 

@@ -99,6 +99,35 @@ START_TEST(test_fismo_factor_invariants)
 }
 END_TEST
 
+/* Gradients that overflow the Fisher factors: the eigendecomposition fails,
+ * the parameter, its state and its step count stay as they were, and the
+ * group's "failed" counter says so. */
+START_TEST(test_fismo_failure_changes_nothing)
+{
+  optim_optimizer *opt;
+  int g;
+  float w[6 * 5], gw[6 * 5];
+  int64_t shape[2] = {6, 5};
+  for (int i = 0; i < 30; i++) w[i] = gw[i] = (float)golden_noise((uint64_t)i, 0, 0, 2);
+  ck_assert_int_eq(optim_create(&opt), OPTIM_OK);
+  ck_assert_int_eq(optim_add_group(opt, "fismo", &g), OPTIM_OK);
+  ck_assert_int_eq(optim_add_param(opt, g, "w", OPTIM_FLOAT32, 2, shape, w, gw, NULL), OPTIM_OK);
+  ck_assert_int_eq(optim_step(opt), OPTIM_OK);
+  uint64_t h = hash_bytes(hash_state(opt), w, sizeof w);
+  for (int i = 0; i < 30; i++) gw[i] = 1e25f;
+  ck_assert_int_eq(optim_step(opt), OPTIM_OK);
+  ck_assert_uint_eq(hash_bytes(hash_state(opt), w, sizeof w), h);
+  int64_t failed, steps, step;
+  ck_assert_int_eq(optim_get_counter(opt, g, "failed", &failed), OPTIM_OK);
+  ck_assert_int_eq(failed, 1);
+  ck_assert_int_eq(optim_get_counter(opt, g, "steps", &steps), OPTIM_OK);
+  ck_assert_int_eq(steps, 2);
+  ck_assert_int_eq(optim_state_scalar(opt, 0, "step", &step), OPTIM_OK);
+  ck_assert_int_eq(step, 1);
+  optim_destroy(opt);
+}
+END_TEST
+
 START_TEST(test_matrix_algorithms_refuse_other_tensors)
 {
   const char *algs[4] = {"muon", "normuon", "root", "fismo"};
@@ -131,6 +160,7 @@ int main(void)
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_fismo_identity_factors_is_muon);
   tcase_add_test(tc, test_fismo_factor_invariants);
+  tcase_add_test(tc, test_fismo_failure_changes_nothing);
   tcase_add_test(tc, test_matrix_algorithms_refuse_other_tensors);
   suite_add_tcase(s, tc);
   return run_suite(s);

@@ -34,7 +34,7 @@ static const hp_desc hps[] = {
   {"fisher_beta", OPTIM_TYPE_DOUBLE, 0.95, "0.95", 0, 1, 0, 0,
    "EMA decay of the Fisher factors P and Q (1 keeps them at the identity)"},
   {"damping", OPTIM_TYPE_DOUBLE, 1e-3, "1e-3", 0, INFINITY, 0, 0,
-   "damping, relative to the mean eigenvalue of the other factor"},
+   "damping added to each factor, times its mean eigenvalue (trace / size)"},
   {"weight_decay", OPTIM_TYPE_DOUBLE, 0, "0", 0, INFINITY, 0, 0,
    "decoupled weight decay: param *= 1 - lr * weight_decay"},
   {"ns_steps", OPTIM_TYPE_INT, 5, "5", 1, 100, 0, 0, "Newton-Schulz iterations"},
@@ -54,6 +54,7 @@ static int is_matrix(const optim_group *g, const optim_param *p)
 
 static int accept(const optim_group *g, const optim_param *p, char *msg, size_t size)
 {
+  if (p->ndim == 2 && optim__matrix_fits(p, "fismo", msg, size) != OPTIM_OK) return OPTIM_EUNSUPPORTED;
   if (p->ndim == 2 || hp_i(g, NONMATRIX) == NONMATRIX_ADAMW) return OPTIM_OK;
   snprintf(msg, size,
            "fismo: '%s' has %d dimensions; FISMO preconditions 2-D matrices: register it "
@@ -108,10 +109,13 @@ static size_t workspace(const optim_group *g, const optim_param *p)
                              optim__ns_prec(hp_i(g, NS_PRECISION), p->dtype));
 }
 
+/* Matrices count their step when it is committed (param_step), so that a
+ * failed eigendecomposition leaves the step count as it was too. */
 static void prepare(const optim_group *g, optim_param *p)
 {
+  if (p->ndim == 2) return;
   int64_t t = ++optim__state_get(p, "step")->scalar;
-  if (p->ndim != 2) optim__aux_prepare(g, p, A_LR, t, 0);
+  optim__aux_prepare(g, p, A_LR, t, 0);
 }
 
 static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t e)
@@ -218,6 +222,7 @@ static void *carve(char **w, size_t bytes)
     memcpy(M, T1, m * n * sizeof(T));                                                    \
     memcpy(p->state[2].buf, Pn, m * m * sizeof(T));                                      \
     memcpy(p->state[3].buf, Qn, n * n * sizeof(T));                                      \
+    p->state[0].scalar++;                                                                \
     optim__ns(p->dtype, optim__ns_prec(hp_i(g, NS_PRECISION), p->dtype), T1, T1, 1,      \
               (int64_t)m, (int64_t)n, (int)hp_i(g, NS_STEPS),                            \
               (int)hp_i(g, NS_COEFFICIENTS), nswork);                                    \

@@ -1,5 +1,6 @@
 /* matrix.c - shared pieces of the orthogonalizing optimizers. */
 #include <math.h>
+#include <stdio.h>
 
 #include "matrix.h"
 
@@ -13,6 +14,16 @@ void optim__matrix_view(const optim_param *p, int64_t *batch, int64_t *rows, int
     *rows = p->shape[1];
     *cols = p->shape[2];
   }
+}
+
+int optim__matrix_fits(const optim_param *p, const char *alg, char *msg, size_t size)
+{
+  int64_t batch, rows, cols;
+  optim__matrix_view(p, &batch, &rows, &cols);
+  if ((uint64_t)rows * (uint64_t)cols < ((uint64_t)1 << 31)) return OPTIM_OK;
+  snprintf(msg, size, "%s: '%s' is a %lld x %lld matrix; BLAS sizes are ints, so matrices "
+           "must have fewer than 2^31 elements", alg, p->name, (long long)rows, (long long)cols);
+  return OPTIM_EUNSUPPORTED;
 }
 
 double optim__muon_scale(const optim_param *p)

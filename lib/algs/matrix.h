@@ -14,6 +14,10 @@
  * 4-D (conv) ones are (out, in*kh*kw). */
 void optim__matrix_view(const optim_param *p, int64_t *batch, int64_t *rows, int64_t *cols);
 
+/* OPTIM_OK, or OPTIM_EUNSUPPORTED with a message when a matrix of p is too
+ * large for BLAS's int sizes (2^31 elements or more). */
+int optim__matrix_fits(const optim_param *p, const char *alg, char *msg, size_t size);
+
 /* Muon's update scale sqrt(max(1, rows/cols)) from the parameter's own last
  * two dims (for a conv weight kh/kw, not the flattened matrix's ratio: the
  * reference's quirk, reproduced). */

@@ -43,6 +43,7 @@ static int is_matrix(const optim_group *g, const optim_param *p)
 
 static int accept(const optim_group *g, const optim_param *p, char *msg, size_t size)
 {
+  if (p->ndim >= 2 && optim__matrix_fits(p, "muon", msg, size) != OPTIM_OK) return OPTIM_EUNSUPPORTED;
   if (p->ndim >= 2 || hp_i(g, NONMATRIX) == NONMATRIX_ADAMW) return OPTIM_OK;
   snprintf(msg, size,
            "muon: '%s' has %d dimension (%lld elements); Muon orthogonalizes matrices: "

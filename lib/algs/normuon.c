@@ -45,6 +45,7 @@ static int is_matrix(const optim_group *g, const optim_param *p)
 
 static int accept(const optim_group *g, const optim_param *p, char *msg, size_t size)
 {
+  if (p->ndim >= 2 && optim__matrix_fits(p, "normuon", msg, size) != OPTIM_OK) return OPTIM_EUNSUPPORTED;
   if (p->ndim < 2 && hp_i(g, NONMATRIX) != NONMATRIX_ADAMW) {
     snprintf(msg, size,
              "normuon: '%s' has %d dimension; NorMuon orthogonalizes matrices: register it "
