@@ -61,7 +61,8 @@ typedef enum optim_status {
   OPTIM_ETRUNCATED = -15,  /* checkpoint shorter than its header says */
   OPTIM_ECORRUPT = -16,    /* checkpoint checksum mismatch */
   OPTIM_EMISMATCH = -17,   /* checkpoint does not match this optimizer */
-  OPTIM_EUNSUPPORTED = -18 /* algorithm cannot be applied to this tensor */
+  OPTIM_EUNSUPPORTED = -18, /* algorithm cannot be applied to this tensor */
+  OPTIM_EMPI = -19          /* MPI error, or failure on another rank (optim_mpi.h) */
 } optim_status;
 
 /* Element types of parameter tensors.  New types (bfloat16 next) are
@@ -190,6 +191,18 @@ OPTIM_API int optim_param_find(optim_optimizer *opt, const char *name,
 OPTIM_API int optim_param_info(optim_optimizer *opt, int index,
                                const char **name, int *group, int *dtype,
                                int *ndim, int64_t *shape);
+/* The buffers a parameter is bound to (outputs may be NULL). */
+OPTIM_API int optim_param_buffers(optim_optimizer *opt, int index, void **param,
+                                  const void **grad);
+/* Freeze (non-zero) or thaw a parameter: optim_step leaves a frozen
+ * parameter and its state untouched, whatever its algorithm does with
+ * missing gradients.  Parameters start thawed. */
+OPTIM_API int optim_param_set_frozen(optim_optimizer *opt, int index, int frozen);
+OPTIM_API int optim_param_get_frozen(optim_optimizer *opt, int index, int *frozen);
+/* Estimated floating-point operations of one step of a parameter: 0 for
+ * element-wise updates, the matrix work (Newton-Schulz, eigendecompositions)
+ * for whole-tensor ones.  Used to balance work across ranks. */
+OPTIM_API int optim_param_cost(optim_optimizer *opt, int index, double *flops);
 
 /* ---- Optimizer state (read access) -------------------------------------------- */
 
@@ -218,6 +231,10 @@ OPTIM_API int optim_get_counter(optim_optimizer *opt, int group,
  * buffers, non-finite gradients under nonfinite=error) happens before any
  * value is written: on error no parameter or state value changes. */
 OPTIM_API int optim_step(optim_optimizer *opt);
+/* Run every check optim_step makes (settings, tensors, non-finite gradients
+ * under nonfinite=error) without changing anything; returns the status
+ * optim_step would return. */
+OPTIM_API int optim_validate(optim_optimizer *opt);
 
 /* ---- Checkpoints ------------------------------------------------------------------ */
 

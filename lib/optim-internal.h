@@ -125,6 +125,8 @@ typedef struct optim_alg {
    * eigendecomposition did not converge); the parameter and its state are
    * then left as they were and the group's "failed" counter counts it. */
   int (*param_step)(const struct optim_group *g, struct optim_param *p, void *work);
+  /* Optional: floating-point operations of one whole-tensor step. */
+  double (*cost)(const struct optim_group *g, const struct optim_param *p);
   size_t (*workspace)(const struct optim_group *g, const struct optim_param *p);
   /* Non-zero: a parameter without gradient still steps, as if its
    * gradient were zero (Muon), instead of being skipped (torch.optim);
@@ -157,6 +159,7 @@ typedef struct optim_param {
   state_entry state[OPTIM_MAX_STATE];
   double coef[OPTIM_MAX_COEF];   /* per-step values from alg->prepare */
   int zero_nonfinite;            /* per-step: replace NaN/Inf grads by 0 */
+  int frozen;                    /* optim_param_set_frozen */
 } optim_param;
 
 struct optim_optimizer {

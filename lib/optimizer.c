@@ -420,6 +420,50 @@ int optim_param_info(optim_optimizer *opt, int index, const char **name, int *gr
   return OPTIM_OK;
 }
 
+int optim_param_buffers(optim_optimizer *opt, int index, void **param, const void **grad)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  optim_param *p = param_at(opt, index);
+  if (!p) return OPTIM_EINVAL;
+  if (param) *param = p->data;
+  if (grad) *grad = p->grad;
+  return OPTIM_OK;
+}
+
+int optim_param_set_frozen(optim_optimizer *opt, int index, int frozen)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  optim_param *p = param_at(opt, index);
+  if (!p) return OPTIM_EINVAL;
+  p->frozen = frozen != 0;
+  return OPTIM_OK;
+}
+
+int optim_param_get_frozen(optim_optimizer *opt, int index, int *frozen)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  if (frozen == NULL) return optim__fail(opt, OPTIM_EINVAL, "output pointer is NULL");
+  optim_param *p = param_at(opt, index);
+  if (!p) return OPTIM_EINVAL;
+  *frozen = p->frozen;
+  return OPTIM_OK;
+}
+
+int optim_param_cost(optim_optimizer *opt, int index, double *flops)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  if (flops == NULL) return optim__fail(opt, OPTIM_EINVAL, "output pointer is NULL");
+  optim_param *p = param_at(opt, index);
+  if (!p) return OPTIM_EINVAL;
+  const optim_group *g = &opt->groups[p->group];
+  *flops = g->alg->whole && g->alg->whole(g, p) && g->alg->cost ? g->alg->cost(g, p) : 0;
+  return OPTIM_OK;
+}
+
 int optim_state_count(optim_optimizer *opt, int index)
 {
   if (!optim__valid(opt)) return OPTIM_EINVAL;

@@ -28,6 +28,7 @@ const char *optim_strerror(int status)
   case OPTIM_ECORRUPT: return "checkpoint checksum mismatch";
   case OPTIM_EMISMATCH: return "checkpoint does not match the optimizer";
   case OPTIM_EUNSUPPORTED: return "algorithm cannot be applied to this tensor";
+  case OPTIM_EMPI: return "MPI error or failure on another rank";
   default: return "unknown status code";
   }
 }

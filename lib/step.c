@@ -87,11 +87,10 @@ static void run_kernels(optim_optimizer *opt, const int *list, int n, size_t tot
   }
 }
 
-int optim_step(optim_optimizer *opt)
+/* Every check of a step; marks groups to skip (nonfinite=skip).  Changes
+ * no parameter or state. */
+static int check_step(optim_optimizer *opt)
 {
-  if (!optim__valid(opt)) return OPTIM_EINVAL;
-  optim__clear(opt);
-
   for (int g = 0; g < opt->ngroups; g++) {
     int st = optim__group_check(&opt->groups[g], opt->errmsg, sizeof opt->errmsg);
     if (st) return st;
@@ -110,7 +109,7 @@ int optim_step(optim_optimizer *opt)
   size_t total = 0;
   for (int i = 0; i < opt->nparams; i++) {
     const optim_param *p = &opt->params[i];
-    if (p->grad && opt->groups[p->group].nonfinite != NONFINITE_ZERO) {
+    if (p->grad && !p->frozen && opt->groups[p->group].nonfinite != NONFINITE_ZERO) {
       list[n++] = i;
       total += p->numel;
     }
@@ -130,6 +129,25 @@ int optim_step(optim_optimizer *opt)
     }
   }
 
+  return OPTIM_OK;
+}
+
+int optim_validate(optim_optimizer *opt)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  return check_step(opt);
+}
+
+int optim_step(optim_optimizer *opt)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  int st = check_step(opt);
+  if (st) return st;
+  int *list = opt->active, n = 0;
+  size_t total = 0;
+
   /* Everything is valid: from here on the step cannot fail.  Element-wise
    * parameters go to one threaded pass; whole-tensor ones (matrix methods)
    * follow, one after the other, from the end of the same list. */
@@ -139,7 +157,7 @@ int optim_step(optim_optimizer *opt)
   for (int i = 0; i < opt->nparams; i++) {
     optim_param *p = &opt->params[i];
     const optim_group *g = &opt->groups[p->group];
-    if ((!p->grad && !g->alg->missing_grad_zero) || g->skip_now) continue;
+    if ((!p->grad && !g->alg->missing_grad_zero) || g->skip_now || p->frozen) continue;
     p->zero_nonfinite = g->nonfinite == NONFINITE_ZERO;
     g->alg->prepare(g, p);
     if (g->alg->whole && g->alg->whole(g, p)) {

@@ -23,10 +23,21 @@ dist_man_MANS = \
 	man/man3/optim_hparam_count.3 \
 	man/man3/optim_hparam_info.3 \
 	man/man3/optim_load.3 \
+	man/man3/optim_mpi_counter.3 \
+	man/man3/optim_mpi_create.3 \
+	man/man3/optim_mpi_destroy.3 \
+	man/man3/optim_mpi_errmsg.3 \
+	man/man3/optim_mpi_owner.3 \
+	man/man3/optim_mpi_set_option.3 \
+	man/man3/optim_mpi_step.3 \
 	man/man3/optim_param_bind.3 \
+	man/man3/optim_param_buffers.3 \
+	man/man3/optim_param_cost.3 \
 	man/man3/optim_param_count.3 \
 	man/man3/optim_param_find.3 \
+	man/man3/optim_param_get_frozen.3 \
 	man/man3/optim_param_info.3 \
+	man/man3/optim_param_set_frozen.3 \
 	man/man3/optim_save.3 \
 	man/man3/optim_set_bool.3 \
 	man/man3/optim_set_double.3 \
@@ -40,4 +51,5 @@ dist_man_MANS = \
 	man/man3/optim_state_scalar.3 \
 	man/man3/optim_step.3 \
 	man/man3/optim_strerror.3 \
+	man/man3/optim_validate.3 \
 	man/man3/optim_version.3

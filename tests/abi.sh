@@ -28,3 +28,17 @@ if grep -q '^  \[A\]' abi.out.tmp; then
 fi
 rm -f abi.out.tmp
 echo "abi: compatible with abi/liboptim.abi"
+# The MPI layer, when built, against its own baseline.
+mlib="${top_builddir:-.}/mpi/.libs/liboptim_mpi.so.0"
+if [ -f "$mlib" ]; then
+  abidiff --no-added-syms $flags "$top_srcdir/abi/liboptim_mpi.abi" "$mlib" > abi.out.tmp 2>&1
+  rc=$?
+  if [ $rc -ne 0 ]; then
+    cat abi.out.tmp
+    echo "abi: liboptim_mpi.so.0 is not compatible with abi/liboptim_mpi.abi (abidiff exit $rc)"
+    rm -f abi.out.tmp
+    exit 1
+  fi
+  rm -f abi.out.tmp
+  echo "abi: compatible with abi/liboptim_mpi.abi"
+fi

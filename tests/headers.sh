@@ -25,5 +25,17 @@ if command -v "$cxx" >/dev/null 2>&1; then
 else
   echo "headers: no C++ compiler: C++ part skipped"
 fi
+# optim_mpi.h, when MPI's headers are there.
+if mflags=$(pkg-config --cflags mpi-c 2>/dev/null); then
+  printf '#include <optim_mpi.h>\nint main(void) { return optim_mpi_step(0) == OPTIM_EINVAL ? 0 : 1; }\n' > "$tmp/m.c"
+  ${CC:-cc} -std=c11 -Wall -Wextra -Werror -I"$inc" $mflags -c "$tmp/m.c" -o "$tmp/m.o" \
+    || { echo "headers: optim_mpi.h is not clean C11"; fail=1; }
+  cp "$tmp/m.c" "$tmp/m.cc"
+  if command -v "$cxx" >/dev/null 2>&1; then
+    $cxx -std=c++11 -Wall -Wextra -Werror -I"$inc" $mflags -c "$tmp/m.cc" -o "$tmp/m.o" \
+      || { echo "headers: optim_mpi.h is not clean C++"; fail=1; }
+    nm "$tmp/m.o" | grep -q ' U optim_mpi_step$' || { echo "headers: optim_mpi_step is mangled"; fail=1; }
+  fi
+fi
 [ $fail = 0 ] && echo "headers: optim.h is clean C11 and C++"
 exit $fail

@@ -87,14 +87,21 @@ elif [ -f "$builddir/lib/.libs/liboptim.a" ]; then
 else
   problem "(a) neither $lib nor lib/.libs/liboptim.a exists (build the library first)"
 fi
-header=$srcdir/include/optim.h
-if [ -f "$header" ]; then
-  api=$(grep '^OPTIM_API' "$header" |
-        grep -o 'optim_[a-z0-9_]*[[:space:]]*(' | sed 's/[[:space:]]*($//')
-else
-  api=""
-  problem "(a) $header not found"
+# The MPI layer, when it was built.
+mpilib=$builddir/mpi/.libs/liboptim_mpi.so
+if [ -f "$mpilib" ]; then
+  symbols="$symbols $($nm_cmd -D --defined-only "$mpilib" 2>/dev/null |
+            awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }')"
 fi
+api=""
+for header in "$srcdir/include/optim.h" "$srcdir/include/optim_mpi.h"; do
+  if [ -f "$header" ]; then
+    api="$api $(grep '^OPTIM_API' "$header" |
+          grep -o 'optim_[a-z0-9_]*[[:space:]]*(' | sed 's/[[:space:]]*($//')"
+  else
+    problem "(a) $header not found"
+  fi
+done
 
 for sym in $(printf '%s\n' $symbols $api | sort -u); do
   checked=$((checked + 1))

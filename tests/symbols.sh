@@ -37,4 +37,17 @@ if command -v readelf >/dev/null 2>&1; then
   readelf -d "$lib" | grep -q 'NEEDED.*libmpi' && { echo "symbols: liboptim links libmpi"; fail=1; }
 fi
 echo "symbols: $count exported symbols checked"
+
+# The MPI layer exports exactly optim_mpi.h's functions, and links libmpi.
+mpilib="${top_builddir:-.}/mpi/.libs/liboptim_mpi.so"
+if [ -f "$mpilib" ]; then
+  mhdr="${top_srcdir:-.}/include/optim_mpi.h"
+  mdecl=$(tr '\n' ' ' < "$mhdr" | grep -o 'OPTIM_API[^;(]*(' | grep -o 'optim_[a-z0-9_]*' | sort -u)
+  mexp=$($nm -D --defined-only "$mpilib" | awk '$2 ~ /^[TDBRVWiu]$/ {print $3}' | sed 's/@.*//' | sort -u)
+  [ "$mdecl" = "$mexp" ] || { echo "symbols: liboptim_mpi exports differ from optim_mpi.h"; echo "$mexp"; fail=1; }
+  readelf -d "$mpilib" | grep -q 'NEEDED.*libmpi' || { echo "symbols: liboptim_mpi does not link libmpi"; fail=1; }
+  soname=$(readelf -d "$mpilib" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
+  [ "$soname" = "liboptim_mpi.so.0" ] || { echo "symbols: MPI soname is '$soname'"; fail=1; }
+  echo "symbols: liboptim_mpi checked"
+fi
 exit $fail

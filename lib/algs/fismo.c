@@ -239,6 +239,15 @@ static void *carve(char **w, size_t bytes)
 FISMO_IMPL(float, f32, cblas_sgemm, LAPACKE_ssyevd, sqrtf)
 FISMO_IMPL(double, f64, cblas_dgemm, LAPACKE_dsyevd, sqrt)
 
+/* NS on the whitened momentum, three eigendecompositions (about 9 d^3
+ * each with vectors) and eight m x n x (m or n) products. */
+static double cost(const optim_group *g, const optim_param *p)
+{
+  double m = (double)p->shape[0], n = (double)p->shape[1];
+  return optim__ns_flops(p->shape[0], p->shape[1], (int)hp_i(g, NS_STEPS)) +
+         9 * (2 * n * n * n + m * m * m) + 8 * m * n * (m + n);
+}
+
 static int param_step(const optim_group *g, optim_param *p, void *work)
 {
   return p->dtype == OPTIM_FLOAT32 ? fismo_f32(g, p, work) : fismo_f64(g, p, work);
@@ -257,4 +266,5 @@ const optim_alg optim__alg_fismo = {
   .whole = is_matrix,
   .param_step = param_step,
   .workspace = workspace,
+  .cost = cost,
 };

@@ -99,6 +99,13 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
   optim__aux_kernel(p, b, e);
 }
 
+static double cost(const optim_group *g, const optim_param *p)
+{
+  int64_t batch, rows, cols;
+  optim__matrix_view(p, &batch, &rows, &cols);
+  return (double)batch * optim__ns_flops(rows, cols, (int)hp_i(g, NS_STEPS));
+}
+
 static int param_step(const optim_group *g, optim_param *p, void *work)
 {
   int64_t batch, rows, cols;
@@ -133,5 +140,6 @@ const optim_alg optim__alg_muon = {
   .whole = is_matrix,
   .param_step = param_step,
   .workspace = workspace,
+  .cost = cost,
   .missing_grad_zero = 1,
 };

@@ -166,6 +166,13 @@ PAPER_MOMENTUM(double, f64)
 NORMALIZE(float, f32, sqrtf)
 NORMALIZE(double, f64, sqrt)
 
+static double cost(const optim_group *g, const optim_param *p)
+{
+  int64_t batch, rows, cols;
+  optim__matrix_view(p, &batch, &rows, &cols);
+  return (double)batch * optim__ns_flops(rows, cols, (int)hp_i(g, NS_STEPS));
+}
+
 static int param_step(const optim_group *g, optim_param *p, void *work)
 {
   int64_t batch, rows, cols;
@@ -213,5 +220,6 @@ const optim_alg optim__alg_normuon = {
   .whole = is_matrix,
   .param_step = param_step,
   .workspace = workspace,
+  .cost = cost,
   .missing_grad_zero = 1,
 };

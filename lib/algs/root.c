@@ -158,6 +158,13 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
 ROOT_PREP(float, f32)
 ROOT_PREP(double, f64)
 
+static double cost(const optim_group *g, const optim_param *p)
+{
+  int64_t batch, rows, cols;
+  optim__matrix_view(p, &batch, &rows, &cols);
+  return (double)batch * optim__ns_flops(rows, cols, (int)hp_i(g, NS_STEPS));
+}
+
 static int param_step(const optim_group *g, optim_param *p, void *work)
 {
   size_t bytes = (p->numel * optim__dtype_size(p->dtype) + 63) & ~(size_t)63;
@@ -189,4 +196,5 @@ const optim_alg optim__alg_root = {
   .whole = is_matrix,
   .param_step = param_step,
   .workspace = workspace,
+  .cost = cost,
 };

@@ -1,0 +1,43 @@
+/* mpi-internal.h - the MPI layer's context (never installed). */
+#ifndef OPTIM_MPI_INTERNAL_H
+#define OPTIM_MPI_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optim_mpi.h"
+
+#define OPTIM_MPI_MAGIC 0x4f4d5049u /* "OMPI" */
+
+struct optim_mpi {
+  uint32_t magic;
+  optim_optimizer *opt;
+  MPI_Comm comm;
+  int rank, size;
+  size_t bucket_bytes;
+  unsigned char *bucket;
+  int nparams;
+  int *owner;          /* per parameter: owning rank, or -1 (element-wise) */
+  double imbalance;
+  int64_t steps;
+  double bytes, messages, comm_s, compute_s;
+  /* segments of the current bucket: parameter, offset, length */
+  int *seg_idx;
+  size_t *seg_off, *seg_len;
+  char errmsg[512];
+};
+#define OPTIM_MPI_MAXSEG 4096
+
+int optim_mpi__fail(optim_mpi *d, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Collective: combine the local status of every rank.  If any rank failed,
+ * every rank returns that status (the most negative, from the lowest rank
+ * among those that failed with it), the others with the failing rank's
+ * message. */
+int optim_mpi__agree(optim_mpi *d, int status);
+/* The deterministic LPT plan: owner[] from costs (0: element-wise, -1). */
+double optim_mpi__plan(const double *cost, int n, int size, int *owner);
+/* Average the gradients of every parameter that has one, in place. */
+int optim_mpi__average(optim_mpi *d);
+
+#endif

@@ -1,0 +1,85 @@
+/* step.c - optim_mpi_step: average, validate everywhere, step, share. */
+#include <string.h>
+
+#include "mpi-internal.h"
+
+/* Broadcast a whole-tensor parameter from its owner, in chunks that fit an
+ * int count. */
+static int share(optim_mpi *d, int index)
+{
+  int dtype, ndim;
+  int64_t shape[OPTIM_MAX_DIMS];
+  void *data;
+  optim_param_info(d->opt, index, NULL, NULL, &dtype, &ndim, shape);
+  optim_param_buffers(d->opt, index, &data, NULL);
+  size_t n = 1, es = dtype == OPTIM_FLOAT32 ? 4 : 8;
+  for (int k = 0; k < ndim; k++) n *= (size_t)shape[k];
+  const size_t chunk = (size_t)1 << 30;
+  for (size_t done = 0; done < n; done += chunk) {
+    size_t take = n - done < chunk ? n - done : chunk;
+    int rc = MPI_Bcast((char *)data + done * es, (int)take,
+                       dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE, d->owner[index], d->comm);
+    if (rc != MPI_SUCCESS)
+      return optim_mpi__fail(d, OPTIM_EMPI, "MPI_Bcast of parameter %d failed", index);
+    if (d->rank == d->owner[index]) d->bytes += (double)(take * es);
+    d->messages += 1;
+  }
+  return OPTIM_OK;
+}
+
+int optim_mpi_step(optim_mpi *d)
+{
+  if (d == NULL || d->magic != OPTIM_MPI_MAGIC) return OPTIM_EINVAL;
+  d->errmsg[0] = '\0';
+  d->bytes = d->messages = d->comm_s = d->compute_s = 0;
+  double t0 = MPI_Wtime();
+
+  /* Same parameters as at attach time, and the same missing gradients on
+   * every rank. */
+  int st = OPTIM_OK;
+  uint64_t mask = 1469598103934665603ull;
+  if (optim_param_count(d->opt) != d->nparams) {
+    st = optim_mpi__fail(d, OPTIM_EINVAL,
+                         "parameters were added after optim_mpi_create (%d, now %d)",
+                         d->nparams, optim_param_count(d->opt));
+  } else {
+    for (int i = 0; i < d->nparams; i++) {
+      const void *g;
+      optim_param_buffers(d->opt, i, NULL, &g);
+      mask = (mask ^ (uint64_t)(g != NULL)) * 1099511628211ull;
+    }
+  }
+  st = optim_mpi__agree(d, st);
+  if (st) return st;
+  uint64_t lo, hi;
+  MPI_Allreduce(&mask, &lo, 1, MPI_UINT64_T, MPI_MIN, d->comm);
+  MPI_Allreduce(&mask, &hi, 1, MPI_UINT64_T, MPI_MAX, d->comm);
+  if (lo != hi)
+    return optim_mpi__fail(d, OPTIM_EINVAL,
+                           "ranks disagree on which parameters have a gradient this step");
+
+  st = optim_mpi__agree(d, optim_mpi__average(d));
+  if (st) return st;
+
+  /* Every check of the step, on every rank, before anything changes. */
+  double t1 = MPI_Wtime();
+  st = optim_validate(d->opt);
+  if (st) optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
+  st = optim_mpi__agree(d, st);
+  if (st) return st;
+  st = optim_step(d->opt);
+  if (st) optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
+  d->compute_s += MPI_Wtime() - t1;
+  st = optim_mpi__agree(d, st);
+  if (st) return st;
+
+  double t2 = MPI_Wtime();
+  for (int i = 0; i < d->nparams && st == OPTIM_OK; i++)
+    if (d->owner[i] >= 0) st = share(d, i);
+  d->comm_s += MPI_Wtime() - t2;
+  st = optim_mpi__agree(d, st);
+  if (st) return st;
+  d->steps++;
+  (void)t0;
+  return OPTIM_OK;
+}

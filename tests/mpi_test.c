@@ -1,0 +1,196 @@
+/* mpi_test.c - liboptim_mpi under mpiexec -np P: data-parallel AdamW equals
+ * the serial run on the averaged gradient; owner-computes Muon is
+ * bit-identical to a serial run for every P; a failure on one rank is
+ * reported by all; bad attachments are refused. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optim_mpi.h"
+#include "testutil.h"
+
+static int rank, size, failures, checks;
+
+#define CHECK(cond, ...)                                              \
+  do {                                                                \
+    checks++;                                                         \
+    if (!(cond)) {                                                    \
+      failures++;                                                     \
+      fprintf(stderr, "rank %d: %s:%d: ", rank, __FILE__, __LINE__); \
+      fprintf(stderr, __VA_ARGS__);                                   \
+      fputc('\n', stderr);                                            \
+    }                                                                 \
+  } while (0)
+
+#define NP 4
+static const int64_t shapes[NP][2] = {{40, 25}, {16, 64}, {30, 30}, {25, 1}};
+
+typedef struct model {
+  optim_optimizer *opt;
+  float *p[NP], *g[NP];
+  size_t n[NP];
+} model;
+
+static void model_init(model *m, const char *alg, const char *opts)
+{
+  int grp;
+  optim_create(&m->opt);
+  optim_add_group(m->opt, alg, &grp);
+  CHECK(optim_configure(m->opt, grp, opts) == OPTIM_OK, "%s", optim_errmsg(m->opt));
+  for (int j = 0; j < NP; j++) {
+    int nd = shapes[j][1] == 1 ? 1 : 2;
+    m->n[j] = (size_t)(shapes[j][0] * shapes[j][1]);
+    m->p[j] = malloc(sizeof(float) * m->n[j]);
+    m->g[j] = malloc(sizeof(float) * m->n[j]);
+    for (size_t i = 0; i < m->n[j]; i++) m->p[j][i] = (float)golden_noise(i, 0, (uint64_t)j, 3);
+    char name[8];
+    snprintf(name, sizeof name, "p%d", j);
+    CHECK(optim_add_param(m->opt, grp, name, OPTIM_FLOAT32, nd, shapes[j], m->p[j], m->g[j],
+                          NULL) == OPTIM_OK,
+          "%s", optim_errmsg(m->opt));
+  }
+}
+
+static void model_free(model *m)
+{
+  optim_destroy(m->opt);
+  for (int j = 0; j < NP; j++) {
+    free(m->p[j]);
+    free(m->g[j]);
+  }
+}
+
+/* The gradient rank r computes at step k (from the replicated params). */
+static void rank_grad(const model *m, int j, int k, int r, float *out, int exact)
+{
+  if (exact) /* dyadic noise only: sums over ranks are exact */
+    for (size_t i = 0; i < m->n[j]; i++) out[i] = (float)golden_noise(i, (uint64_t)k, (uint64_t)j, 100 + (uint64_t)r);
+  else
+    golden_grad(OPTIM_FLOAT32, m->p[j], out, m->n[j], (uint64_t)k, (uint64_t)j, 100 + (uint64_t)r);
+}
+
+/* serial reference: gradient = (sum over ranks, in rank order) / size */
+static void serial_grad(const model *m, int j, int k, int exact)
+{
+  float *t = malloc(sizeof(float) * m->n[j]);
+  memset(m->g[j], 0, sizeof(float) * m->n[j]);
+  for (int r = 0; r < size; r++) {
+    rank_grad(m, j, k, r, t, exact);
+    for (size_t i = 0; i < m->n[j]; i++) m->g[j][i] += t[i];
+  }
+  for (size_t i = 0; i < m->n[j]; i++) m->g[j][i] /= (float)size;
+  free(t);
+}
+
+static void run(const char *alg, const char *opts, int exact, const char *bucket)
+{
+  model d, s;
+  optim_mpi *ctx = NULL;
+  model_init(&d, alg, opts);
+  model_init(&s, alg, opts);
+  CHECK(optim_mpi_create(d.opt, MPI_COMM_WORLD, &ctx) == OPTIM_OK, "create");
+  if (!ctx) return;
+  if (bucket) CHECK(optim_mpi_set_option(ctx, "bucket_bytes", bucket) == OPTIM_OK, "bucket");
+  for (int k = 1; k <= 12; k++) {
+    for (int j = 0; j < NP; j++) {
+      rank_grad(&d, j, k, rank, d.g[j], exact);
+      serial_grad(&s, j, k, exact);
+    }
+    int st = optim_mpi_step(ctx);
+    CHECK(st == OPTIM_OK, "step %d: %s", k, optim_mpi_errmsg(ctx));
+    CHECK(optim_step(s.opt) == OPTIM_OK, "serial step");
+  }
+  for (int j = 0; j < NP; j++) {
+    /* MPI sums in its own order: the average differs in the last bit, by up
+     * to eps * sum|g_r| / p, which cancellation can make large relative to a
+     * small average; so compare tensor-wise, max error against max value */
+    double err = 0, mx = 0;
+    for (size_t i = 0; i < d.n[j]; i++) {
+      err = fmax(err, fabs((double)d.p[j][i] - s.p[j][i]));
+      mx = fmax(mx, fabs((double)s.p[j][i]));
+    }
+    err /= mx;
+    if (exact)
+      CHECK(memcmp(d.p[j], s.p[j], sizeof(float) * d.n[j]) == 0,
+            "%s p=%d: parameter %d differs from the serial run (max rel %g)", alg, size, j, err);
+    else
+      CHECK(err <= 1e-6, "%s p=%d: parameter %d: rel error %g", alg, size, j, err);
+  }
+  double imb = 0, bytes = -1;
+  CHECK(optim_mpi_counter(ctx, "imbalance", &imb) == OPTIM_OK && imb >= 1, "imbalance %g", imb);
+  CHECK(optim_mpi_counter(ctx, "bytes", &bytes) == OPTIM_OK && (size == 1 || bytes > 0),
+        "bytes %g", bytes);
+  int owner = -2;
+  CHECK(optim_mpi_owner(ctx, 0, &owner) == OPTIM_OK, "owner");
+  CHECK(strcmp(alg, "adamw") == 0 ? owner == -1 : owner >= 0 && owner < size, "owner %d", owner);
+  optim_mpi_destroy(ctx);
+  model_free(&d);
+  model_free(&s);
+}
+
+/* A setting missing on one rank only: every rank returns the same status
+ * and no parameter changes anywhere. */
+static void one_rank_fails(void)
+{
+  model d;
+  optim_mpi *ctx = NULL;
+  model_init(&d, "sgd", rank == size - 1 ? "momentum=0.9" : "lr=0.1,momentum=0.9");
+  CHECK(optim_mpi_create(d.opt, MPI_COMM_WORLD, &ctx) == OPTIM_OK, "create");
+  if (!ctx) return;
+  for (int j = 0; j < NP; j++) rank_grad(&d, j, 1, rank, d.g[j], 0);
+  uint64_t h = hash_state(d.opt);
+  for (int j = 0; j < NP; j++) h = hash_bytes(h, d.p[j], sizeof(float) * d.n[j]);
+  int st = optim_mpi_step(ctx);
+  CHECK(st == OPTIM_ECONFIG, "one rank without lr: status %d (%s)", st, optim_mpi_errmsg(ctx));
+  CHECK(strstr(optim_mpi_errmsg(ctx), "lr") != NULL, "message: %s", optim_mpi_errmsg(ctx));
+  uint64_t h2 = hash_state(d.opt);
+  for (int j = 0; j < NP; j++) h2 = hash_bytes(h2, d.p[j], sizeof(float) * d.n[j]);
+  CHECK(h == h2, "parameters or state changed");
+  /* a NaN in one rank's gradient reaches every rank through the average */
+  optim_set_double(d.opt, 0, "lr", 0.1);
+  for (int j = 0; j < NP; j++) rank_grad(&d, j, 1, rank, d.g[j], 0);
+  if (rank == 0) d.g[1][7] = NAN;
+  st = optim_mpi_step(ctx);
+  CHECK(st == OPTIM_ENONFINITE, "NaN on rank 0: status %d", st);
+  optim_mpi_destroy(ctx);
+  model_free(&d);
+}
+
+static void bad_attach(void)
+{
+  model d;
+  optim_mpi *ctx = NULL;
+  model_init(&d, "adamw", "lr=0.01");
+  CHECK(optim_mpi_create(d.opt, MPI_COMM_NULL, &ctx) == OPTIM_EINVAL, "MPI_COMM_NULL");
+  CHECK(optim_mpi_create(NULL, MPI_COMM_WORLD, &ctx) == OPTIM_EINVAL, "NULL optimizer");
+  if (size > 1) {
+    /* rank 0 registers one more parameter than the others */
+    float x[3], gx[3];
+    int64_t s3[1] = {3};
+    if (rank == 0) optim_add_param(d.opt, 0, "extra", OPTIM_FLOAT32, 1, s3, x, gx, NULL);
+    CHECK(optim_mpi_create(d.opt, MPI_COMM_WORLD, &ctx) == OPTIM_EINVAL, "mismatched params");
+  }
+  optim_mpi_destroy(NULL);
+  model_free(&d);
+}
+
+int main(int argc, char **argv)
+{
+  MPI_Init(&argc, &argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  /* data parallel AdamW, buckets of 1 KiB: tensors span buckets */
+  run("adamw", "lr=0.01,weight_decay=0.01", 0, "1024");
+  /* owner-computes Muon (3 matrices + a vector for the auxiliary AdamW):
+   * fewer matrices than ranks at p=4, not divisible at p=2, empty ranks */
+  run("muon", "nonmatrix=adamw,weight_decay=0.01", 1, NULL);
+  run("normuon", "nonmatrix=adamw", 1, "4096");
+  one_rank_fails();
+  bad_attach();
+  int total = 0;
+  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  if (rank == 0) printf("mpi_test p=%d: %d checks on rank 0, %d failures on all ranks\n", size, checks, total);
+  MPI_Finalize();
+  return total ? 1 : 0;
+}
