@@ -192,6 +192,7 @@ int optim_mpi_counter(optim_mpi *d, const char *name, double *value)
   else if (!strcmp(name, "messages")) *value = d->messages;
   else if (!strcmp(name, "comm_seconds")) *value = d->comm_s;
   else if (!strcmp(name, "compute_seconds")) *value = d->compute_s;
+  else if (!strcmp(name, "reduce_seconds")) *value = d->reduce_s;
   else if (!strcmp(name, "imbalance")) *value = d->imbalance;
   else return optim_mpi__fail(d, OPTIM_EUNKNOWN, "no counter named '%s'", name);
   return OPTIM_OK;

@@ -20,7 +20,7 @@ struct optim_mpi {
   int *owner;          /* per parameter: owning rank, or -1 (element-wise) */
   double imbalance;
   int64_t steps;
-  double bytes, messages, comm_s, compute_s;
+  double bytes, messages, comm_s, compute_s, reduce_s;
   /* segments of the current bucket: parameter, offset, length */
   int *seg_idx;
   size_t *seg_off, *seg_len;

@@ -42,6 +42,28 @@ static int flush(optim_mpi *d, int dtype, size_t used, const int *idx, const siz
   return OPTIM_OK;
 }
 
+/* Sum cnt elements at x across ranks and divide by the number of ranks. */
+static int reduce_in_place(optim_mpi *d, int dtype, void *x, size_t cnt)
+{
+  size_t es = dtype == OPTIM_FLOAT32 ? 4 : 8;
+  double t0 = now();
+  int rc = MPI_Allreduce(MPI_IN_PLACE, x, (int)cnt,
+                         dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE, MPI_SUM, d->comm);
+  d->comm_s += now() - t0;
+  if (rc != MPI_SUCCESS)
+    return optim_mpi__fail(d, OPTIM_EMPI, "MPI_Allreduce of a gradient failed");
+  d->bytes += 2.0 * (double)(d->size - 1) / (double)d->size * (double)(cnt * es);
+  d->messages += d->size > 1 ? 2.0 * (d->size - 1) : 0;
+  if (dtype == OPTIM_FLOAT32) {
+    float *f = x, p = (float)d->size;
+    for (size_t i = 0; i < cnt; i++) f[i] = f[i] / p;
+  } else {
+    double *f = x, p = d->size;
+    for (size_t i = 0; i < cnt; i++) f[i] = f[i] / p;
+  }
+  return OPTIM_OK;
+}
+
 int optim_mpi__average(optim_mpi *d)
 {
   int *idx = d->seg_idx;
@@ -58,6 +80,16 @@ int optim_mpi__average(optim_mpi *d)
       if (dt != dtype || g == NULL) continue;
       size_t n = 1, done = 0;
       for (int k = 0; k < ndim; k++) n *= (size_t)shape[k];
+      if (n * es >= cap / 2) {
+        /* Large tensors are reduced where they lie, a bucket at a time: no
+         * packing copies. */
+        for (size_t o = 0; o < n; o += cap / es) {
+          size_t cnt = n - o < cap / es ? n - o : cap / es;
+          int st = reduce_in_place(d, dtype, (char *)g + o * es, cnt);
+          if (st) return st;
+        }
+        continue;
+      }
       while (done < n) {
         size_t take = (cap - used) / es;
         if (take > n - done) take = n - done;

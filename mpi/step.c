@@ -31,7 +31,7 @@ int optim_mpi_step(optim_mpi *d)
 {
   if (d == NULL || d->magic != OPTIM_MPI_MAGIC) return OPTIM_EINVAL;
   d->errmsg[0] = '\0';
-  d->bytes = d->messages = d->comm_s = d->compute_s = 0;
+  d->bytes = d->messages = d->comm_s = d->compute_s = d->reduce_s = 0;
   double t0 = MPI_Wtime();
 
   /* Same parameters as at attach time, and the same missing gradients on
@@ -58,7 +58,10 @@ int optim_mpi_step(optim_mpi *d)
     return optim_mpi__fail(d, OPTIM_EINVAL,
                            "ranks disagree on which parameters have a gradient this step");
 
-  st = optim_mpi__agree(d, optim_mpi__average(d));
+  double tr = MPI_Wtime();
+  st = optim_mpi__average(d);
+  d->reduce_s = MPI_Wtime() - tr; /* packing, allreduce and the division */
+  st = optim_mpi__agree(d, st);
   if (st) return st;
 
   /* Every check of the step, on every rank, before anything changes. */

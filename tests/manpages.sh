@@ -138,9 +138,11 @@ else
 fi
 
 # ---- (c) tool options -------------------------------------------------------------
-for tool in optim-info optim-bench; do
+for tool in optim-info optim-bench optim-mpi-bench; do
   exe=$builddir/tools/$tool
   page=$mandir/man1/$tool.1
+  # optim-mpi-bench exists only when the MPI layer was built
+  [ "$tool" = optim-mpi-bench ] && [ ! -x "$exe" ] && continue
   if [ ! -x "$exe" ]; then
     problem "(c) tools/$tool is not built"
     continue
