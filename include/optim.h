@@ -248,6 +248,13 @@ OPTIM_API int optim_save(optim_optimizer *opt, const char *path);
  * state buffers are replaced, so earlier optim_state_buffer pointers become
  * invalid.  On any error the optimizer is left untouched. */
 OPTIM_API int optim_load(optim_optimizer *opt, const char *path);
+/* Restore only the state of the `count` listed parameters from a checkpoint
+ * of the same optimizer layout, keeping this optimizer's settings, counters
+ * and other parameters (the listed ones' state must have the layout the
+ * current settings give).  The whole file is validated; on any error
+ * nothing changes.  Used to reassemble sharded checkpoints. */
+OPTIM_API int optim_load_params(optim_optimizer *opt, const char *path, const int *indices,
+                                int count);
 
 #ifdef __cplusplus
 }

@@ -50,6 +50,16 @@ OPTIM_API const char *optim_mpi_errmsg(const optim_mpi *d);
 OPTIM_API int optim_mpi_set_option(optim_mpi *d, const char *name, const char *value);
 /* Collective.  Average the gradients, step, and share the owners' results. */
 OPTIM_API int optim_mpi_step(optim_mpi *d);
+/* Collective.  Write a distributed checkpoint: PREFIX.shardR from every
+ * rank R (a core checkpoint of its optimizer) and then, atomically, the
+ * manifest PREFIX (rank count, shard sizes and hashes, owners). */
+OPTIM_API int optim_mpi_save(optim_mpi *d, const char *prefix);
+/* Collective.  Restore a checkpoint written by optim_mpi_save with any
+ * number of ranks: settings, counters and element-wise state come from one
+ * shard, each owned matrix's state from its old owner's shard.  Missing or
+ * foreign shards and other parameters are found before anything is loaded
+ * and reported by every rank; nothing changes then. */
+OPTIM_API int optim_mpi_load(optim_mpi *d, const char *prefix);
 /* Rank that steps parameter `index`: its owner for whole-tensor
  * parameters, -1 for element-wise ones (stepped by every rank). */
 OPTIM_API int optim_mpi_owner(optim_mpi *d, int index, int *rank);

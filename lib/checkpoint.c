@@ -283,10 +283,11 @@ static void free_loaded(loaded_group *lg, int ng, loaded_param *lp, int np)
   free(lp);
 }
 
-int optim_load(optim_optimizer *opt, const char *path)
+/* Load everything (select == NULL), or only the state of the parameters
+ * with select[i] set, leaving settings, counters and the other parameters
+ * as they are. */
+static int load(optim_optimizer *opt, const char *path, const unsigned char *select)
 {
-  if (!optim__valid(opt)) return OPTIM_EINVAL;
-  optim__clear(opt);
   if (path == NULL) return optim__fail(opt, OPTIM_EINVAL, "path is NULL");
   FILE *f = fopen(path, "rb");
   if (f == NULL) return optim__fail(opt, OPTIM_EIO, "cannot open %s: %s", path, strerror(errno));
@@ -524,6 +525,7 @@ int optim_load(optim_optimizer *opt, const char *path)
                          e->name, p->name);
         break;
       }
+      if (select && !select[pi]) continue; /* not wanted: not read */
       e->buf = optim__buf_alloc(bytes ? bytes : 1, 0, (int)k);
       if (!e->buf) {
         st = optim__fail(opt, OPTIM_ENOMEM, "out of memory");
@@ -546,8 +548,23 @@ int optim_load(optim_optimizer *opt, const char *path)
     st = optim__fail(opt, OPTIM_ECORRUPT, "%s: meta section is malformed", path);
   if (st != OPTIM_OK) goto out;
 
+  /* A partial load keeps the optimizer's settings: the selected
+   * parameters' state must have the layout those settings give. */
+  for (int i = 0; select && st == OPTIM_OK && i < np_loaded; i++) {
+    const optim_param *p = &opt->params[lp[i].index];
+    if (!select[lp[i].index]) continue;
+    int same = p->nstate == lp[i].nstate;
+    for (int k = 0; same && k < p->nstate; k++)
+      same = strcmp(p->state[k].name, lp[i].state[k].name) == 0 &&
+             p->state[k].kind == lp[i].state[k].kind && p->state[k].count == lp[i].state[k].count;
+    if (!same)
+      st = optim__fail(opt, OPTIM_EMISMATCH,
+                       "%s: the state of '%s' was saved under other settings", path, p->name);
+  }
+  if (st != OPTIM_OK) goto out;
+
   /* Commit: nothing below can fail. */
-  for (uint32_t gi = 0; gi < ng; gi++) {
+  for (uint32_t gi = 0; !select && gi < ng; gi++) {
     optim_group *g = &opt->groups[gi];
     memcpy(g->hp, lg[gi].hp, sizeof *g->hp * (size_t)g->alg->nhp);
     memcpy(g->hp_set, lg[gi].hp_set, (size_t)g->alg->nhp);
@@ -558,6 +575,7 @@ int optim_load(optim_optimizer *opt, const char *path)
   }
   for (int i = 0; i < np_loaded; i++) {
     optim_param *p = &opt->params[lp[i].index];
+    if (select && !select[lp[i].index]) continue;
     for (int k = 0; k < p->nstate; k++) optim__buf_free(p->state[k].buf);
     memcpy(p->state, lp[i].state, sizeof p->state[0] * (size_t)lp[i].nstate);
     p->nstate = lp[i].nstate;
@@ -568,5 +586,32 @@ out:
   free_loaded(lg, lg ? (int)opt->ngroups : 0, lp, np_loaded);
   free(meta);
   fclose(f);
+  return st;
+}
+
+int optim_load(optim_optimizer *opt, const char *path)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  return load(opt, path, NULL);
+}
+
+int optim_load_params(optim_optimizer *opt, const char *path, const int *indices, int count)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  if (count < 0 || (count > 0 && indices == NULL))
+    return optim__fail(opt, OPTIM_EINVAL, "bad parameter list (count %d)", count);
+  unsigned char *select = calloc((size_t)(opt->nparams ? opt->nparams : 1), 1);
+  if (select == NULL) return optim__fail(opt, OPTIM_ENOMEM, "out of memory");
+  for (int i = 0; i < count; i++) {
+    if (indices[i] < 0 || indices[i] >= opt->nparams) {
+      free(select);
+      return optim__fail(opt, OPTIM_EINVAL, "parameter %d does not exist", indices[i]);
+    }
+    select[indices[i]] = 1;
+  }
+  int st = load(opt, path, select);
+  free(select);
   return st;
 }

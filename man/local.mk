@@ -24,11 +24,14 @@ dist_man_MANS = \
 	man/man3/optim_hparam_count.3 \
 	man/man3/optim_hparam_info.3 \
 	man/man3/optim_load.3 \
+	man/man3/optim_load_params.3 \
 	man/man3/optim_mpi_counter.3 \
 	man/man3/optim_mpi_create.3 \
 	man/man3/optim_mpi_destroy.3 \
 	man/man3/optim_mpi_errmsg.3 \
+	man/man3/optim_mpi_load.3 \
 	man/man3/optim_mpi_owner.3 \
+	man/man3/optim_mpi_save.3 \
 	man/man3/optim_mpi_set_option.3 \
 	man/man3/optim_mpi_step.3 \
 	man/man3/optim_param_bind.3 \

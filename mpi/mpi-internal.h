@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "optim_mpi.h"
+#include "plan.h"
 
 #define OPTIM_MPI_MAGIC 0x4f4d5049u /* "OMPI" */
 
@@ -35,8 +36,6 @@ int optim_mpi__fail(optim_mpi *d, int status, const char *fmt, ...)
  * among those that failed with it), the others with the failing rank's
  * message. */
 int optim_mpi__agree(optim_mpi *d, int status);
-/* The deterministic LPT plan: owner[] from costs (0: element-wise, -1). */
-double optim_mpi__plan(const double *cost, int n, int size, int *owner);
 /* Average the gradients of every parameter that has one, in place. */
 int optim_mpi__average(optim_mpi *d);
 

@@ -4,7 +4,7 @@
  * 4/3 of the optimal makespan. */
 #include <stdlib.h>
 
-#include "mpi-internal.h"
+#include "plan.h"
 
 typedef struct task {
   double cost;

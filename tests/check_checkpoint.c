@@ -338,6 +338,62 @@ START_TEST(test_save_errors)
 }
 END_TEST
 
+/* Partial loads restore the listed parameters' state only. */
+START_TEST(test_load_params)
+{
+  model a, b;
+  model_init(&a, "adam", "lr=0.01,amsgrad=true", OPTIM_FLOAT32, 0);
+  model_steps(&a, 0, 5);
+  char path[512];
+  snprintf(path, sizeof path, "%s", path_in_dir("partial.ckpt"));
+  ck_assert_int_eq(optim_save(a.opt, path), OPTIM_OK);
+  model_init(&b, "adam", "lr=0.02,amsgrad=true", OPTIM_FLOAT32, 1);
+  model_steps(&b, 0, 2);
+  int i1, i0, i2;
+  optim_param_find(b.opt, names[1], &i1);
+  optim_param_find(b.opt, names[0], &i0);
+  optim_param_find(b.opt, names[2], &i2);
+  const void *m0;
+  optim_state_buffer(b.opt, i0, "exp_avg", &m0, NULL);
+  float keep[30];
+  memcpy(keep, m0, sizeof keep);
+  int64_t st_before;
+  optim_state_scalar(b.opt, i2, "step", &st_before);
+  ck_assert_msg(optim_load_params(b.opt, path, &i1, 1) == OPTIM_OK, "%s", optim_errmsg(b.opt));
+  /* param 1 now has a's state; 0 and 2 kept theirs; lr kept */
+  int ia1;
+  optim_param_find(a.opt, names[1], &ia1);
+  const void *ma, *mb;
+  optim_state_buffer(a.opt, ia1, "max_exp_avg_sq", &ma, NULL);
+  optim_state_buffer(b.opt, i1, "max_exp_avg_sq", &mb, NULL);
+  ck_assert_mem_eq(ma, mb, sizes[1] * 4);
+  int64_t sa, sb;
+  optim_state_scalar(a.opt, ia1, "step", &sa);
+  optim_state_scalar(b.opt, i1, "step", &sb);
+  ck_assert_int_eq(sa, sb);
+  optim_state_buffer(b.opt, i0, "exp_avg", &m0, NULL);
+  ck_assert_mem_eq(m0, keep, sizeof keep);
+  int64_t st_after;
+  optim_state_scalar(b.opt, i2, "step", &st_after);
+  ck_assert_int_eq(st_after, st_before);
+  double lr;
+  optim_get_double(b.opt, 0, "lr", &lr);
+  ck_assert_double_eq(lr, 0.02);
+  /* bad lists; another layout (no amsgrad) for the listed parameter */
+  int bad = 7;
+  ck_assert_int_eq(optim_load_params(b.opt, path, &bad, 1), OPTIM_EINVAL);
+  ck_assert_int_eq(optim_load_params(b.opt, path, NULL, 1), OPTIM_EINVAL);
+  ck_assert_int_eq(optim_load_params(b.opt, path, &i1, -1), OPTIM_EINVAL);
+  ck_assert_int_eq(optim_load_params(b.opt, path, NULL, 0), OPTIM_OK);
+  optim_set_bool(b.opt, 0, "amsgrad", 0);
+  uint64_t h = model_hash(&b);
+  ck_assert_int_eq(optim_load_params(b.opt, path, &i1, 1), OPTIM_EMISMATCH);
+  ck_assert_uint_eq(model_hash(&b), h);
+  model_free(&a);
+  model_free(&b);
+}
+END_TEST
+
 int main(void)
 {
   snprintf(dir, sizeof dir, "/tmp/optim-ckpt-XXXXXX");
@@ -348,6 +404,7 @@ int main(void)
   tcase_add_loop_test(tc, test_resume_bit_identical, 0, 2 * NCONFIGS);
   tcase_add_test(tc, test_bad_files);
   tcase_add_test(tc, test_save_errors);
+  tcase_add_test(tc, test_load_params);
   suite_add_tcase(s, tc);
   int failed = run_suite(s);
   char cmd[300];

@@ -1,0 +1,222 @@
+/* checkpoint.c - distributed checkpoints: every rank writes its optimizer
+ * (a core checkpoint; only the state it owns or replicates is meaningful)
+ * to PREFIX.shardR, and rank 0 then writes the manifest PREFIX: the rank
+ * count, each shard's size and FNV-1a hash, and every parameter's owner.
+ * The manifest is written last, atomically, so its presence commits the
+ * checkpoint.  Loading on any number of ranks re-plans ownership: each rank
+ * restores settings, counters and element-wise state from one shard, and
+ * the state of the matrices it now owns from their old owners' shards. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mpi-internal.h"
+
+#define MANIFEST_MAGIC "liboptim-mpi-checkpoint 1"
+
+static void shard_name(char *buf, size_t size, const char *prefix, int r)
+{
+  snprintf(buf, size, "%s.shard%d", prefix, r);
+}
+
+/* FNV-1a over a file's bytes; -1 on error. */
+static int file_hash(const char *path, uint64_t *hash, uint64_t *bytes)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f) return -1;
+  unsigned char buf[1 << 16];
+  uint64_t h = 1469598103934665603ull, n = 0;
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+    for (size_t i = 0; i < got; i++) h = (h ^ buf[i]) * 1099511628211ull;
+    n += got;
+  }
+  int err = ferror(f);
+  fclose(f);
+  if (err) return -1;
+  *hash = h;
+  *bytes = n;
+  return 0;
+}
+
+int optim_mpi_save(optim_mpi *d, const char *prefix)
+{
+  if (d == NULL || d->magic != OPTIM_MPI_MAGIC) return OPTIM_EINVAL;
+  d->errmsg[0] = '\0';
+  int st = OPTIM_OK;
+  char path[4096];
+  uint64_t mine[2] = {0, 0};
+  if (prefix == NULL || prefix[0] == '\0' || strlen(prefix) > sizeof path - 32) {
+    st = optim_mpi__fail(d, OPTIM_EINVAL, "bad checkpoint prefix");
+  } else {
+    shard_name(path, sizeof path, prefix, d->rank);
+    st = optim_save(d->opt, path);
+    if (st) optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
+    else if (file_hash(path, &mine[0], &mine[1]) != 0)
+      st = optim_mpi__fail(d, OPTIM_EIO, "cannot read back %s", path);
+  }
+  st = optim_mpi__agree(d, st);
+  if (st) return st;
+  uint64_t *all = d->rank == 0 ? malloc(sizeof *all * 2 * (size_t)d->size) : NULL;
+  if (d->rank == 0 && all == NULL) st = optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
+  MPI_Gather(mine, 2, MPI_UINT64_T, all, 2, MPI_UINT64_T, 0, d->comm);
+  if (d->rank == 0 && st == OPTIM_OK) {
+    char tmp[4128];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", prefix, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+      st = optim_mpi__fail(d, OPTIM_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    } else {
+      fprintf(f, "%s\nranks %d\n", MANIFEST_MAGIC, d->size);
+      for (int r = 0; r < d->size; r++)
+        fprintf(f, "shard %d %llu %016llx\n", r, (unsigned long long)all[2 * r + 1],
+                (unsigned long long)all[2 * r]);
+      fprintf(f, "params %d\n", d->nparams);
+      for (int i = 0; i < d->nparams; i++) {
+        const char *name;
+        optim_param_info(d->opt, i, &name, NULL, NULL, NULL, NULL);
+        fprintf(f, "param %d %d %s\n", i, d->owner[i], name);
+      }
+      int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+      ok = fclose(f) == 0 && ok;
+      if (!ok || rename(tmp, prefix) != 0) {
+        unlink(tmp);
+        st = optim_mpi__fail(d, OPTIM_EIO, "cannot write %s: %s", prefix, strerror(errno));
+      } else {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", prefix);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else snprintf(dir, sizeof dir, ".");
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+          fsync(dfd);
+          close(dfd);
+        }
+      }
+    }
+  }
+  free(all);
+  return optim_mpi__agree(d, st);
+}
+
+typedef struct manifest {
+  int ranks, nparams;
+  uint64_t *hash, *bytes;
+  int *owner;
+} manifest;
+
+static int read_manifest(optim_mpi *d, const char *prefix, manifest *m)
+{
+  FILE *f = fopen(prefix, "r");
+  if (f == NULL)
+    return optim_mpi__fail(d, OPTIM_EIO, "cannot open %s: %s", prefix, strerror(errno));
+  char line[4096];
+  int st = OPTIM_OK;
+  memset(m, 0, sizeof *m);
+  if (!fgets(line, sizeof line, f) || strncmp(line, MANIFEST_MAGIC, strlen(MANIFEST_MAGIC)) != 0)
+    st = optim_mpi__fail(d, OPTIM_EFORMAT, "%s is not a liboptim MPI checkpoint manifest", prefix);
+  if (st == OPTIM_OK && (fscanf(f, " ranks %d", &m->ranks) != 1 || m->ranks < 1 || m->ranks > 1 << 24))
+    st = optim_mpi__fail(d, OPTIM_ECORRUPT, "%s: bad rank count", prefix);
+  if (st == OPTIM_OK) {
+    m->hash = calloc((size_t)m->ranks, sizeof *m->hash);
+    m->bytes = calloc((size_t)m->ranks, sizeof *m->bytes);
+    if (!m->hash || !m->bytes) st = optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
+  }
+  for (int r = 0; st == OPTIM_OK && r < m->ranks; r++) {
+    int rr;
+    unsigned long long b, h;
+    if (fscanf(f, " shard %d %llu %llx", &rr, &b, &h) != 3 || rr != r)
+      st = optim_mpi__fail(d, OPTIM_ECORRUPT, "%s: bad shard line %d", prefix, r);
+    else {
+      m->bytes[r] = b;
+      m->hash[r] = h;
+    }
+  }
+  if (st == OPTIM_OK && (fscanf(f, " params %d", &m->nparams) != 1 || m->nparams != d->nparams))
+    st = optim_mpi__fail(d, OPTIM_EMISMATCH, "%s has %d parameters, the optimizer %d", prefix,
+                         m->nparams, d->nparams);
+  if (st == OPTIM_OK) {
+    m->owner = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *m->owner);
+    if (!m->owner) st = optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
+  }
+  for (int i = 0; st == OPTIM_OK && i < m->nparams; i++) {
+    int ii, ow;
+    char name[1024];
+    const char *mine;
+    optim_param_info(d->opt, i, &mine, NULL, NULL, NULL, NULL);
+    if (fscanf(f, " param %d %d %1023s", &ii, &ow, name) != 3 || ii != i || ow < -1 ||
+        ow >= m->ranks)
+      st = optim_mpi__fail(d, OPTIM_ECORRUPT, "%s: bad parameter line %d", prefix, i);
+    else if (strcmp(name, mine) != 0)
+      st = optim_mpi__fail(d, OPTIM_EMISMATCH, "%s: parameter %d is '%s', the optimizer's '%s'",
+                           prefix, i, name, mine);
+    else
+      m->owner[i] = ow;
+  }
+  fclose(f);
+  return st;
+}
+
+/* Load shard r's state for the listed parameters (all when list is NULL),
+ * after checking the shard is the one the manifest describes. */
+static int load_shard(optim_mpi *d, const char *prefix, const manifest *m, int r, const int *list,
+                      int n)
+{
+  char path[4096];
+  uint64_t h, b;
+  shard_name(path, sizeof path, prefix, r);
+  if (file_hash(path, &h, &b) != 0)
+    return optim_mpi__fail(d, OPTIM_EIO, "cannot read %s", path);
+  if (b != m->bytes[r] || h != m->hash[r])
+    return optim_mpi__fail(d, OPTIM_ECORRUPT, "%s is not the shard the manifest names", path);
+  int st = list ? optim_load_params(d->opt, path, list, n) : optim_load(d->opt, path);
+  if (st) optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
+  return st;
+}
+
+int optim_mpi_load(optim_mpi *d, const char *prefix)
+{
+  if (d == NULL || d->magic != OPTIM_MPI_MAGIC) return OPTIM_EINVAL;
+  d->errmsg[0] = '\0';
+  manifest m;
+  memset(&m, 0, sizeof m);
+  int st = prefix ? read_manifest(d, prefix, &m) : optim_mpi__fail(d, OPTIM_EINVAL, "NULL prefix");
+  int *list = st == OPTIM_OK ? malloc(sizeof *list * (size_t)(d->nparams ? d->nparams : 1)) : NULL;
+  if (st == OPTIM_OK && list == NULL) st = optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
+  /* Settings, counters and replicated state from one shard (spread the
+   * reads), then each matrix this rank owns from its old owner's shard.
+   * Nothing is loaded before every rank has read its manifest. */
+  st = optim_mpi__agree(d, st);
+  /* Every shard this rank will read must be the one the manifest names
+   * before anything is loaded anywhere. */
+  for (int r = 0; st == OPTIM_OK && r < m.ranks; r++) {
+    int need = r == d->rank % m.ranks;
+    for (int i = 0; !need && i < d->nparams; i++) need = d->owner[i] == d->rank && m.owner[i] == r;
+    if (!need) continue;
+    char path[4096];
+    uint64_t h, b;
+    shard_name(path, sizeof path, prefix, r);
+    if (file_hash(path, &h, &b) != 0)
+      st = optim_mpi__fail(d, OPTIM_EIO, "cannot read %s", path);
+    else if (b != m.bytes[r] || h != m.hash[r])
+      st = optim_mpi__fail(d, OPTIM_ECORRUPT, "%s is not the shard the manifest names", path);
+  }
+  st = optim_mpi__agree(d, st);
+  if (st == OPTIM_OK) st = load_shard(d, prefix, &m, d->rank % m.ranks, NULL, 0);
+  for (int r = 0; st == OPTIM_OK && r < m.ranks; r++) {
+    int n = 0;
+    for (int i = 0; i < d->nparams; i++)
+      if (d->owner[i] == d->rank && m.owner[i] == r && r != d->rank % m.ranks) list[n++] = i;
+    if (n > 0) st = load_shard(d, prefix, &m, r, list, n);
+  }
+  free(list);
+  free(m.hash);
+  free(m.bytes);
+  free(m.owner);
+  return optim_mpi__agree(d, st);
+}
