@@ -46,7 +46,10 @@ OPTIM_API void optim_mpi_destroy(optim_mpi *d);
 OPTIM_API const char *optim_mpi_errmsg(const optim_mpi *d);
 /* Not collective, but every rank must use the same values.  Options:
  * "bucket_bytes" (size of the gradient buckets, default 4194304, at least
- * 1024). */
+ * 1024); "reduce": "mpi" (default: MPI_Allreduce, whose summation order is
+ * MPI's) or "ordered" (gradients summed in rank order 0..p-1, the same sum
+ * a serial loop over the ranks' gradients gives: bit-identical repeated
+ * runs for a given rank count, whatever the MPI build). */
 OPTIM_API int optim_mpi_set_option(optim_mpi *d, const char *name, const char *value);
 /* Collective.  Average the gradients, step, and share the owners' results. */
 OPTIM_API int optim_mpi_step(optim_mpi *d);

@@ -92,11 +92,14 @@ int optim_mpi_create(optim_optimizer *opt, MPI_Comm comm, optim_mpi **out)
     d->nparams = optim_param_count(opt);
     d->owner = calloc((size_t)(d->nparams ? d->nparams : 1), sizeof *d->owner);
     d->bucket = malloc(d->bucket_bytes);
+    d->scratch = malloc(d->bucket_bytes + 64);
+    d->counts = malloc(sizeof *d->counts * 4 * (size_t)d->size);
     d->seg_idx = malloc(sizeof *d->seg_idx * OPTIM_MPI_MAXSEG);
     d->seg_off = malloc(sizeof *d->seg_off * OPTIM_MPI_MAXSEG);
     d->seg_len = malloc(sizeof *d->seg_len * OPTIM_MPI_MAXSEG);
     double *cost = calloc((size_t)(d->nparams ? d->nparams : 1), sizeof *cost);
-    if (!d->owner || !d->bucket || !d->seg_idx || !d->seg_off || !d->seg_len || !cost)
+    if (!d->owner || !d->bucket || !d->scratch || !d->counts || !d->seg_idx || !d->seg_off ||
+        !d->seg_len || !cost)
       st = optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
     for (int i = 0; st == OPTIM_OK && i < d->nparams; i++) optim_param_cost(opt, i, &cost[i]);
     if (st == OPTIM_OK) {
@@ -136,6 +139,8 @@ void optim_mpi_destroy(optim_mpi *d)
   MPI_Comm_free(&d->comm);
   free(d->owner);
   free(d->bucket);
+  free(d->scratch);
+  free(d->counts);
   free(d->seg_idx);
   free(d->seg_off);
   free(d->seg_len);
@@ -162,10 +167,23 @@ int optim_mpi_set_option(optim_mpi *d, const char *name, const char *value)
       return optim_mpi__fail(d, OPTIM_EINVAL, "bucket_bytes: '%s' is not an integer", value);
     if (v < 1024 || v > ((long long)1 << 31) - 8)
       return optim_mpi__fail(d, OPTIM_ERANGE, "bucket_bytes = %lld outside [1024, 2^31)", v);
-    unsigned char *b = realloc(d->bucket, (size_t)v);
-    if (b == NULL) return optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
+    unsigned char *b = malloc((size_t)v), *sc = malloc((size_t)v + 64);
+    if (b == NULL || sc == NULL) {
+      free(b);
+      free(sc);
+      return optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
+    }
+    free(d->bucket);
+    free(d->scratch);
     d->bucket = b;
+    d->scratch = sc;
     d->bucket_bytes = (size_t)v;
+    return OPTIM_OK;
+  }
+  if (strcmp(name, "reduce") == 0) {
+    if (strcmp(value, "mpi") == 0) d->reduce_mode = OPTIM_MPI_REDUCE_MPI;
+    else if (strcmp(value, "ordered") == 0) d->reduce_mode = OPTIM_MPI_REDUCE_ORDERED;
+    else return optim_mpi__fail(d, OPTIM_ERANGE, "reduce: '%s' is not mpi or ordered", value);
     return OPTIM_OK;
   }
   return optim_mpi__fail(d, OPTIM_EUNKNOWN, "no MPI option named '%s'", name);

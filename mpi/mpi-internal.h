@@ -22,12 +22,16 @@ struct optim_mpi {
   double imbalance;
   int64_t steps;
   double bytes, messages, comm_s, compute_s, reduce_s;
+  int reduce_mode;     /* OPTIM_MPI_REDUCE_* */
+  unsigned char *scratch; /* bucket_bytes, for the ordered reduction */
+  int *counts;         /* 4 * size ints, for the ordered reduction */
   /* segments of the current bucket: parameter, offset, length */
   int *seg_idx;
   size_t *seg_off, *seg_len;
   char errmsg[512];
 };
 #define OPTIM_MPI_MAXSEG 4096
+enum { OPTIM_MPI_REDUCE_MPI = 0, OPTIM_MPI_REDUCE_ORDERED = 1 };
 
 int optim_mpi__fail(optim_mpi *d, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -1,65 +1,107 @@
-/* reduce.c - gradient averaging: parameters' gradients are packed, in
+/* reduce.c - gradient averaging: small gradients are packed, in
  * registration order and per element type, into buckets of bucket_bytes
- * (a tensor may span buckets), each bucket is summed with MPI_Allreduce,
- * and the sum divided by the number of ranks is written back. */
+ * (a tensor may span buckets), large ones are reduced where they lie a
+ * bucket at a time; each piece is summed across ranks (MPI_Allreduce, or
+ * the rank-ordered reduction) and divided by the number of ranks. */
 #include <string.h>
 
 #include "mpi-internal.h"
 
 static double now(void) { return MPI_Wtime(); }
 
-/* Sum the bucket across ranks and scatter the average back. */
+static int mpi_fail(optim_mpi *d, int rc, const char *what)
+{
+  char msg[MPI_MAX_ERROR_STRING];
+  int l = 0;
+  MPI_Error_string(rc, msg, &l);
+  return optim_mpi__fail(d, OPTIM_EMPI, "%s: %s", what, msg);
+}
+
+#define DIVIDE(T, x, n, p)                                        \
+  do {                                                            \
+    T *f_ = (T *)(x), p_ = (T)(p);                                \
+    for (size_t i_ = 0; i_ < (n); i_++) f_[i_] = f_[i_] / p_;     \
+  } while (0)
+
+/* Rank-ordered sum: every rank gathers the contributions to its 1/p of x
+ * (MPI_Alltoallv), adds them in rank order 0, 1, ..., p-1 starting from
+ * zero, divides, and the results are gathered back (MPI_Allgatherv).  The
+ * same bytes as a ring allreduce, and the same sum as a serial loop over
+ * the ranks' gradients, whatever MPI's algorithms. */
+static int ordered(optim_mpi *d, int dtype, void *x, size_t cnt)
+{
+  int p = d->size, r = d->rank;
+  size_t es = dtype == OPTIM_FLOAT32 ? 4 : 8;
+  MPI_Datatype t = dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE;
+  int *sc = d->counts, *sd = d->counts + p, *rc = d->counts + 2 * p, *rd = d->counts + 3 * p;
+  for (int q = 0; q < p; q++) {
+    size_t lo = cnt * (size_t)q / (size_t)p, hi = cnt * (size_t)(q + 1) / (size_t)p;
+    sc[q] = (int)(hi - lo);
+    sd[q] = (int)lo;
+  }
+  for (int q = 0; q < p; q++) {
+    rc[q] = sc[r];
+    rd[q] = q * sc[r];
+  }
+  int e = MPI_Alltoallv(x, sc, sd, t, d->scratch, rc, rd, t, d->comm);
+  if (e != MPI_SUCCESS) return mpi_fail(d, e, "MPI_Alltoallv of gradients");
+  size_t m = (size_t)sc[r];
+  if (dtype == OPTIM_FLOAT32) {
+    float *in = (float *)d->scratch, *out = (float *)x + sd[r];
+    for (size_t i = 0; i < m; i++) {
+      float acc = 0;
+      for (int q = 0; q < p; q++) acc += in[(size_t)q * m + i];
+      out[i] = acc / (float)p;
+    }
+  } else {
+    double *in = (double *)d->scratch, *out = (double *)x + sd[r];
+    for (size_t i = 0; i < m; i++) {
+      double acc = 0;
+      for (int q = 0; q < p; q++) acc += in[(size_t)q * m + i];
+      out[i] = acc / (double)p;
+    }
+  }
+  e = MPI_Allgatherv(MPI_IN_PLACE, 0, t, x, sc, sd, t, d->comm);
+  if (e != MPI_SUCCESS) return mpi_fail(d, e, "MPI_Allgatherv of averaged gradients");
+  (void)es;
+  return OPTIM_OK;
+}
+
+/* x[0..cnt) <- the average over ranks of x, in place. */
+static int sum_average(optim_mpi *d, int dtype, void *x, size_t cnt)
+{
+  size_t es = dtype == OPTIM_FLOAT32 ? 4 : 8;
+  double t0 = now();
+  int st = OPTIM_OK;
+  if (d->reduce_mode == OPTIM_MPI_REDUCE_ORDERED) {
+    st = ordered(d, dtype, x, cnt);
+  } else {
+    int e = MPI_Allreduce(MPI_IN_PLACE, x, (int)cnt,
+                          dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE, MPI_SUM, d->comm);
+    if (e != MPI_SUCCESS) st = mpi_fail(d, e, "MPI_Allreduce of gradients");
+    else if (dtype == OPTIM_FLOAT32) DIVIDE(float, x, cnt, d->size);
+    else DIVIDE(double, x, cnt, d->size);
+  }
+  d->comm_s += now() - t0;
+  /* both move 2 (p-1)/p of the bytes out of each rank (ring model) */
+  d->bytes += 2.0 * (double)(d->size - 1) / (double)d->size * (double)(cnt * es);
+  d->messages += d->size > 1 ? 2.0 * (d->size - 1) : 0;
+  return st;
+}
+
+/* Average the packed bucket and copy it back to the gradients. */
 static int flush(optim_mpi *d, int dtype, size_t used, const int *idx, const size_t *off,
                  const size_t *len, int nseg)
 {
   size_t es = dtype == OPTIM_FLOAT32 ? 4 : 8;
-  double t0 = now();
-  int rc = MPI_Allreduce(MPI_IN_PLACE, d->bucket, (int)(used / es),
-                         dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE, MPI_SUM, d->comm);
-  d->comm_s += now() - t0;
-  if (rc != MPI_SUCCESS) {
-    char msg[MPI_MAX_ERROR_STRING];
-    int l = 0;
-    MPI_Error_string(rc, msg, &l);
-    return optim_mpi__fail(d, OPTIM_EMPI, "MPI_Allreduce of a gradient bucket: %s", msg);
-  }
-  /* ring allreduce cost model: 2 (p-1)/p of the bytes leave each rank */
-  d->bytes += 2.0 * (double)(d->size - 1) / (double)d->size * (double)used;
-  d->messages += d->size > 1 ? 2.0 * (d->size - 1) : 0;
+  int st = sum_average(d, dtype, d->bucket, used / es);
+  if (st) return st;
   size_t pos = 0;
   for (int s = 0; s < nseg; s++) {
     const void *g;
     optim_param_buffers(d->opt, idx[s], NULL, &g);
-    if (dtype == OPTIM_FLOAT32) {
-      float *dst = (float *)g + off[s], *src = (float *)(d->bucket + pos), p = (float)d->size;
-      for (size_t i = 0; i < len[s]; i++) dst[i] = src[i] / p;
-    } else {
-      double *dst = (double *)g + off[s], *src = (double *)(d->bucket + pos), p = d->size;
-      for (size_t i = 0; i < len[s]; i++) dst[i] = src[i] / p;
-    }
+    memcpy((char *)g + off[s] * es, d->bucket + pos, len[s] * es);
     pos += len[s] * es;
-  }
-  return OPTIM_OK;
-}
-
-/* Sum cnt elements at x across ranks and divide by the number of ranks. */
-static int reduce_in_place(optim_mpi *d, int dtype, void *x, size_t cnt)
-{
-  size_t es = dtype == OPTIM_FLOAT32 ? 4 : 8;
-  double t0 = now();
-  int rc = MPI_Allreduce(MPI_IN_PLACE, x, (int)cnt,
-                         dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE, MPI_SUM, d->comm);
-  d->comm_s += now() - t0;
-  if (rc != MPI_SUCCESS)
-    return optim_mpi__fail(d, OPTIM_EMPI, "MPI_Allreduce of a gradient failed");
-  d->bytes += 2.0 * (double)(d->size - 1) / (double)d->size * (double)(cnt * es);
-  d->messages += d->size > 1 ? 2.0 * (d->size - 1) : 0;
-  if (dtype == OPTIM_FLOAT32) {
-    float *f = x, p = (float)d->size;
-    for (size_t i = 0; i < cnt; i++) f[i] = f[i] / p;
-  } else {
-    double *f = x, p = d->size;
-    for (size_t i = 0; i < cnt; i++) f[i] = f[i] / p;
   }
   return OPTIM_OK;
 }
@@ -85,7 +127,7 @@ int optim_mpi__average(optim_mpi *d)
          * packing copies. */
         for (size_t o = 0; o < n; o += cap / es) {
           size_t cnt = n - o < cap / es ? n - o : cap / es;
-          int st = reduce_in_place(d, dtype, (char *)g + o * es, cnt);
+          int st = sum_average(d, dtype, (char *)g + o * es, cnt);
           if (st) return st;
         }
         continue;

@@ -84,8 +84,18 @@ static void serial_grad(const model *m, int j, int k, int exact)
   free(t);
 }
 
+static void run_mode(const char *alg, const char *opts, const char *mode, const char *bucket);
+
 static void run(const char *alg, const char *opts, int exact, const char *bucket)
 {
+  run_mode(alg, opts, exact ? "exact" : "mpi", bucket);
+}
+
+/* mode: "mpi" (tolerance), "exact" (exact sums: bitwise), "ordered" (the
+ * rank-ordered reduction: bitwise on any gradients) */
+static void run_mode(const char *alg, const char *opts, const char *mode, const char *bucket)
+{
+  int exact = strcmp(mode, "exact") == 0, bitwise = strcmp(mode, "mpi") != 0;
   model d, s;
   optim_mpi *ctx = NULL;
   model_init(&d, alg, opts);
@@ -93,6 +103,8 @@ static void run(const char *alg, const char *opts, int exact, const char *bucket
   CHECK(optim_mpi_create(d.opt, MPI_COMM_WORLD, &ctx) == OPTIM_OK, "create");
   if (!ctx) return;
   if (bucket) CHECK(optim_mpi_set_option(ctx, "bucket_bytes", bucket) == OPTIM_OK, "bucket");
+  if (!strcmp(mode, "ordered"))
+    CHECK(optim_mpi_set_option(ctx, "reduce", "ordered") == OPTIM_OK, "reduce=ordered");
   for (int k = 1; k <= 12; k++) {
     for (int j = 0; j < NP; j++) {
       rank_grad(&d, j, k, rank, d.g[j], exact);
@@ -112,7 +124,7 @@ static void run(const char *alg, const char *opts, int exact, const char *bucket
       mx = fmax(mx, fabs((double)s.p[j][i]));
     }
     err /= mx;
-    if (exact)
+    if (bitwise)
       CHECK(memcmp(d.p[j], s.p[j], sizeof(float) * d.n[j]) == 0,
             "%s p=%d: parameter %d differs from the serial run (max rel %g)", alg, size, j, err);
     else
@@ -124,7 +136,8 @@ static void run(const char *alg, const char *opts, int exact, const char *bucket
         "bytes %g", bytes);
   int owner = -2;
   CHECK(optim_mpi_owner(ctx, 0, &owner) == OPTIM_OK, "owner");
-  CHECK(strcmp(alg, "adamw") == 0 ? owner == -1 : owner >= 0 && owner < size, "owner %d", owner);
+  int elementwise = !strcmp(alg, "adamw") || !strcmp(alg, "adagrad");
+  CHECK(elementwise ? owner == -1 : owner >= 0 && owner < size, "owner %d", owner);
   optim_mpi_destroy(ctx);
   model_free(&d);
   model_free(&s);
@@ -251,6 +264,9 @@ int main(int argc, char **argv)
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   /* data parallel AdamW, buckets of 1 KiB: tensors span buckets */
   run("adamw", "lr=0.01,weight_decay=0.01", 0, "1024");
+  /* the rank-ordered reduction: bit-identical to the serial sum */
+  run_mode("adamw", "lr=0.01,weight_decay=0.01", "ordered", "1024");
+  run_mode("adagrad", "lr=0.1", "ordered", NULL);
   /* owner-computes Muon (3 matrices + a vector for the auxiliary AdamW):
    * fewer matrices than ranks at p=4, not divisible at p=2, empty ranks */
   run("muon", "nonmatrix=adamw,weight_decay=0.01", 1, NULL);

@@ -30,6 +30,7 @@ static void usage(FILE *f)
           "  -s, --size N       matrix size N x N (default 1024)\n"
           "  -b, --bucket BYTES gradient bucket size (default 4194304)\n"
           "  -i, --iters N      timed steps, median reported (default 5)\n"
+          "  -r, --reduce MODE  gradient reduction: mpi (default) or ordered\n"
           "  -h, --help         show this help and exit\n"
           "  -V, --version      show the library version and exit\n");
 }
@@ -39,16 +40,18 @@ int main(int argc, char **argv)
   static const struct option opts[] = {
     {"matrices", required_argument, 0, 'm'}, {"size", required_argument, 0, 's'},
     {"bucket", required_argument, 0, 'b'},   {"iters", required_argument, 0, 'i'},
-    {"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
+    {"reduce", required_argument, 0, 'r'},   {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0}};
   int nm = 12, n = 1024, iters = 5, c;
-  const char *bucket = "4194304";
-  while ((c = getopt_long(argc, argv, "m:s:b:i:hV", opts, NULL)) != -1) {
+  const char *bucket = "4194304", *reduce = "mpi";
+  while ((c = getopt_long(argc, argv, "m:s:b:i:r:hV", opts, NULL)) != -1) {
     switch (c) {
     case 'm': nm = atoi(optarg); break;
     case 's': n = atoi(optarg); break;
     case 'b': bucket = optarg; break;
     case 'i': iters = atoi(optarg); break;
+    case 'r': reduce = optarg; break;
     case 'h': usage(stdout); return 0;
     case 'V': printf("optim-mpi-bench (liboptim) %s\n", optim_version()); return 0;
     default: usage(stderr); return 2;
@@ -80,6 +83,7 @@ int main(int argc, char **argv)
   }
   int st = optim_mpi_create(opt, MPI_COMM_WORLD, &d);
   if (st == OPTIM_OK) st = optim_mpi_set_option(d, "bucket_bytes", bucket);
+  if (st == OPTIM_OK) st = optim_mpi_set_option(d, "reduce", reduce);
   if (st != OPTIM_OK) {
     if (rank == 0) fprintf(stderr, "optim-mpi-bench: %s\n", optim_strerror(st));
     MPI_Finalize();
@@ -122,8 +126,8 @@ int main(int argc, char **argv)
   /* the averaging's share of comm_seconds is the allreduce time; the rest
    * is the owners' broadcasts */
   if (rank == 0) {
-    printf("optim-mpi-bench: muon, %d matrices %dx%d float32, %d ranks, median of %d\n", nm, n,
-           n, size, iters);
+    printf("optim-mpi-bench: muon, %d matrices %dx%d float32, %d ranks, reduce=%s, median of %d\n",
+           nm, n, n, size, reduce, iters);
     printf("  step %9.3f ms   compute %9.3f ms   communication %9.3f ms   imbalance %.3f\n",
            median(ts, iters) * 1e3, median(tcomp, iters) * 1e3, median(tc, iters) * 1e3, imb);
     double red = median(tred, iters), rawt = median(tr, iters);
