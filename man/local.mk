@@ -4,6 +4,7 @@ dist_man_MANS = \
 	man/man1/optim-bench.1 \
 	man/man1/optim-info.1 \
 	man/man1/optim-mpi-bench.1 \
+	man/man1/optim-plan.1 \
 	man/man3/liboptim.3 \
 	man/man3/optim_add_group.3 \
 	man/man3/optim_add_param.3 \
@@ -56,4 +57,5 @@ dist_man_MANS = \
 	man/man3/optim_step.3 \
 	man/man3/optim_strerror.3 \
 	man/man3/optim_validate.3 \
-	man/man3/optim_version.3
+	man/man3/optim_version.3 \
+	man/man7/liboptim-mpi.7

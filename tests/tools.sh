@@ -59,6 +59,12 @@ has tools.out.tmp "ratio step/NS"
 t "bench shapes bad" 2 "$b/optim-bench" -a muon --shapes 32x
 t "bench shapes too many" 2 "$b/optim-bench" -a muon --shapes 4x4:200
 t "bench shapes refused" 2 "$b/optim-bench" -a muon -o bogus=1 --shapes 4x4
+t "plan" 0 "$b/optim-plan" --shapes 1024x1024:12 --ranks 2
+has tools.out.tmp "imbalance (max/mean) 1.0000"
+t "plan 64 nodes" 0 "$b/optim-plan" --shapes 2048x2048:96,2048x8192:48 --ranks 64
+has tools.out.tmp "NS speedup over one rank"
+t "plan bad shapes" 2 "$b/optim-plan" --shapes 10by10 --ranks 2
+t "plan bad ranks" 2 "$b/optim-plan" --shapes 10x10 --ranks 0
 rm -f tools.out.tmp tools.err.tmp
 [ $fail = 0 ] && echo "tools: all checks passed"
 exit $fail
