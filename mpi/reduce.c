@@ -108,6 +108,7 @@ static int flush(optim_mpi *d, int dtype, size_t used, const int *idx, const siz
 
 int optim_mpi__average(optim_mpi *d)
 {
+  if (d->size == 1) return OPTIM_OK; /* the average of one gradient is itself */
   int *idx = d->seg_idx;
   size_t *off = d->seg_off, *len = d->seg_len;
   for (int dtype = OPTIM_FLOAT32; dtype <= OPTIM_FLOAT64; dtype++) {
