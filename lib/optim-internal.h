@@ -105,8 +105,8 @@ typedef struct optim_alg {
   /* The state entries a parameter needs under the group's settings. */
   void (*layout)(const struct optim_group *g, const struct optim_param *p,
                  state_layout *out);
-  /* Initialize state of a parameter that has not stepped yet (buffers are
-   * already zero-filled). */
+  /* Optional: initialize the state of a parameter that has not stepped yet
+   * (buffers are already zero-filled, scalars 0). */
   void (*init_state)(const struct optim_group *g, struct optim_param *p);
   /* Serial, once per step for each parameter that steps: advance scalars
    * and compute p->coef for the kernel. */

@@ -218,7 +218,7 @@ static void reset_state(const optim_group *g, optim_param *p)
       memset(p->state[k].buf, 0, p->state[k].count * optim__dtype_size(p->dtype));
     else p->state[k].scalar = 0;
   }
-  g->alg->init_state(g, p);
+  if (g->alg->init_state) g->alg->init_state(g, p);
 }
 
 int optim__group_realize(optim_optimizer *opt, int group, int reinit)

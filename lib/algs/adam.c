@@ -43,12 +43,6 @@ static void layout(const optim_group *g, const optim_param *p, state_layout *out
   out->n = n;
 }
 
-static void init_state(const optim_group *g, optim_param *p)
-{
-  (void)g;
-  (void)p;
-}
-
 static void prepare_common(const optim_group *g, optim_param *p, int decoupled)
 {
   int64_t step = ++optim__state_get(p, "step")->scalar;
@@ -138,7 +132,6 @@ const optim_alg optim__alg_adam = {
   .hp = adam_hps,
   .nhp = (int)(sizeof adam_hps / sizeof adam_hps[0]),
   .layout = layout,
-  .init_state = init_state,
   .prepare = prepare_adam,
   .kernel = kernel,
 };
@@ -149,7 +142,6 @@ const optim_alg optim__alg_adamw = {
   .hp = adamw_hps,
   .nhp = (int)(sizeof adamw_hps / sizeof adamw_hps[0]),
   .layout = layout,
-  .init_state = init_state,
   .prepare = prepare_adamw,
   .kernel = kernel,
 };

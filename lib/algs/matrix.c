@@ -120,6 +120,15 @@ void optim__aux_kernel(const optim_param *p, size_t b, size_t e)
             p->zero_nonfinite);
 }
 
+void optim__momentum_layout(state_layout *out)
+{
+  out->name[0] = "step";
+  out->kind[0] = OPTIM_STATE_SCALAR;
+  out->name[1] = "momentum_buffer";
+  out->kind[1] = OPTIM_STATE_BUFFER;
+  out->n = 2;
+}
+
 void optim__aux_layout(state_layout *out)
 {
   out->name[0] = "step";

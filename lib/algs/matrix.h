@@ -63,6 +63,8 @@ void optim__aux_kernel(const optim_param *p, size_t begin, size_t end);
 
 /* Layout of a tensor handled by an auxiliary AdamW: step, exp_avg, exp_avg_sq. */
 void optim__aux_layout(state_layout *out);
+/* Layout of a matrix with a momentum buffer: step, momentum_buffer. */
+void optim__momentum_layout(state_layout *out);
 
 /* The q-quantile of a[0..n) (n >= 1) with linear interpolation between
  * order statistics (numpy's and torch's default), in the dtype; a is

@@ -56,21 +56,8 @@ static int accept(const optim_group *g, const optim_param *p, char *msg, size_t 
 static void layout(const optim_group *g, const optim_param *p, state_layout *out)
 {
   (void)g;
-  if (p->ndim < 2) {
-    optim__aux_layout(out);
-    return;
-  }
-  out->name[0] = "step";
-  out->kind[0] = OPTIM_STATE_SCALAR;
-  out->name[1] = "momentum_buffer";
-  out->kind[1] = OPTIM_STATE_BUFFER;
-  out->n = 2;
-}
-
-static void init_state(const optim_group *g, optim_param *p)
-{
-  (void)g;
-  (void)p;
+  if (p->ndim < 2) optim__aux_layout(out);
+  else optim__momentum_layout(out);
 }
 
 static int ns_prec(const optim_group *g, const optim_param *p)
@@ -134,7 +121,6 @@ const optim_alg optim__alg_muon = {
   .nhp = (int)(sizeof hps / sizeof hps[0]),
   .accept = accept,
   .layout = layout,
-  .init_state = init_state,
   .prepare = prepare,
   .kernel = kernel,
   .whole = is_matrix,

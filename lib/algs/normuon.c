@@ -82,12 +82,6 @@ static void layout(const optim_group *g, const optim_param *p, state_layout *out
   out->n = 3;
 }
 
-static void init_state(const optim_group *g, optim_param *p)
-{
-  (void)g;
-  (void)p;
-}
-
 static size_t workspace(const optim_group *g, const optim_param *p)
 {
   int64_t batch, rows, cols;
@@ -214,7 +208,6 @@ const optim_alg optim__alg_normuon = {
   .nhp = (int)(sizeof hps / sizeof hps[0]),
   .accept = accept,
   .layout = layout,
-  .init_state = init_state,
   .prepare = prepare,
   .kernel = kernel,
   .whole = is_matrix,

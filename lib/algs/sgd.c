@@ -47,12 +47,6 @@ static void layout(const optim_group *g, const optim_param *p, state_layout *out
   }
 }
 
-static void init_state(const optim_group *g, optim_param *p)
-{
-  (void)g;
-  (void)p;
-}
-
 static void prepare(const optim_group *g, optim_param *p)
 {
   optim__state_get(p, "step")->scalar++;
@@ -124,7 +118,6 @@ const optim_alg optim__alg_sgd = {
   .nhp = (int)(sizeof hps / sizeof hps[0]),
   .check = check,
   .layout = layout,
-  .init_state = init_state,
   .prepare = prepare,
   .kernel = kernel,
 };
