@@ -32,7 +32,6 @@ int optim_mpi_step(optim_mpi *d)
   if (d == NULL || d->magic != OPTIM_MPI_MAGIC) return OPTIM_EINVAL;
   d->errmsg[0] = '\0';
   d->bytes = d->messages = d->comm_s = d->compute_s = d->reduce_s = 0;
-  double t0 = MPI_Wtime();
 
   /* Same parameters as at attach time, and the same missing gradients on
    * every rank. */
@@ -83,6 +82,5 @@ int optim_mpi_step(optim_mpi *d)
   st = optim_mpi__agree(d, st);
   if (st) return st;
   d->steps++;
-  (void)t0;
   return OPTIM_OK;
 }
