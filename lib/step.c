@@ -145,15 +145,12 @@ int optim_step(optim_optimizer *opt)
   optim__clear(opt);
   int st = check_step(opt);
   if (st) return st;
-  int *list = opt->active, n = 0;
-  size_t total = 0;
 
   /* Everything is valid: from here on the step cannot fail.  Element-wise
    * parameters go to one threaded pass; whole-tensor ones (matrix methods)
    * follow, one after the other, from the end of the same list. */
-  n = 0;
-  total = 0;
-  int nwhole = 0;
+  int *list = opt->active, n = 0, nwhole = 0;
+  size_t total = 0;
   for (int i = 0; i < opt->nparams; i++) {
     optim_param *p = &opt->params[i];
     const optim_group *g = &opt->groups[p->group];
