@@ -199,6 +199,15 @@ OPTIM_API int optim_param_buffers(optim_optimizer *opt, int index, void **param,
  * missing gradients.  Parameters start thawed. */
 OPTIM_API int optim_param_set_frozen(optim_optimizer *opt, int index, int frozen);
 OPTIM_API int optim_param_get_frozen(optim_optimizer *opt, int index, int *frozen);
+/* Step only elements [begin, end) of an element-wise parameter (default:
+ * all of it); its state buffers then hold end - begin elements.  Set it
+ * before the parameter's first step (OPTIM_ECONFIG otherwise); whole-tensor
+ * algorithms refuse it (OPTIM_EUNSUPPORTED).  The MPI layer uses it to
+ * shard optimizer state across ranks. */
+OPTIM_API int optim_param_set_range(optim_optimizer *opt, int index, int64_t begin,
+                                    int64_t end);
+OPTIM_API int optim_param_get_range(optim_optimizer *opt, int index, int64_t *begin,
+                                    int64_t *end);
 /* Estimated floating-point operations of one step of a parameter: 0 for
  * element-wise updates, the matrix work (Newton-Schulz, eigendecompositions)
  * for whole-tensor ones.  Used to balance work across ranks. */

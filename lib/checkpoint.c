@@ -510,7 +510,7 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
       state_entry *e = &L->state[k];
       e->name = lay.name[k];
       e->kind = (int)kind;
-      e->count = kind == OPTIM_STATE_BUFFER ? (lay.count[k] ? lay.count[k] : p->numel) : 0;
+      e->count = kind == OPTIM_STATE_BUFFER ? (lay.count[k] ? lay.count[k] : p->len) : 0;
       size_t bytes = e->count * optim__dtype_size(p->dtype);
       L->nstate = (int)k + 1;
       if (kind == OPTIM_STATE_SCALAR) {

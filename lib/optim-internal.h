@@ -160,6 +160,12 @@ typedef struct optim_param {
   double coef[OPTIM_MAX_COEF];   /* per-step values from alg->prepare */
   int zero_nonfinite;            /* per-step: replace NaN/Inf grads by 0 */
   int frozen;                    /* optim_param_set_frozen */
+  size_t off, len;               /* optim_param_set_range: stepped elements */
+  /* The range as element-wise kernels see it (set by optim_step):
+   * kdata = data + off, kgrad = grad + off (or NULL); state buffers of the
+   * default size hold len elements, for the range only. */
+  void *kdata;
+  const void *kgrad;
 } optim_param;
 
 struct optim_optimizer {

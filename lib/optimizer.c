@@ -169,7 +169,7 @@ static int build_state(const optim_group *g, const optim_param *p,
   memset(&lay, 0, sizeof lay);
   g->alg->layout(g, p, &lay);
   for (int k = 0; k < lay.n; k++) {
-    size_t count = lay.kind[k] == OPTIM_STATE_BUFFER ? (lay.count[k] ? lay.count[k] : p->numel) : 0;
+    size_t count = lay.kind[k] == OPTIM_STATE_BUFFER ? (lay.count[k] ? lay.count[k] : p->len) : 0;
     size_t bytes = count * optim__dtype_size(p->dtype);
     next[k].name = lay.name[k];
     next[k].kind = lay.kind[k];
@@ -320,6 +320,7 @@ int optim_add_param(optim_optimizer *opt, int group, const char *name, int dtype
   p.ndim = ndim;
   for (int d = 0; d < ndim; d++) p.shape[d] = shape[d];
   p.numel = numel;
+  p.len = numel;
   p.data = param;
   p.grad = grad;
   const optim_group *g = &opt->groups[group];
@@ -428,6 +429,45 @@ int optim_param_buffers(optim_optimizer *opt, int index, void **param, const voi
   if (!p) return OPTIM_EINVAL;
   if (param) *param = p->data;
   if (grad) *grad = p->grad;
+  return OPTIM_OK;
+}
+
+int optim_param_set_range(optim_optimizer *opt, int index, int64_t begin, int64_t end)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  optim_param *p = param_at(opt, index);
+  if (!p) return OPTIM_EINVAL;
+  if (begin < 0 || end < begin || (uint64_t)end > p->numel)
+    return optim__fail(opt, OPTIM_ERANGE, "%s: range [%lld, %lld) is not within [0, %zu)",
+                       p->name, (long long)begin, (long long)end, p->numel);
+  const optim_group *g = &opt->groups[p->group];
+  if (g->alg->whole && g->alg->whole(g, p))
+    return optim__fail(opt, OPTIM_EUNSUPPORTED,
+                       "%s: %s updates this tensor as a whole; it cannot step a range",
+                       p->name, g->alg->name);
+  if (optim__param_has_stepped(p))
+    return optim__fail(opt, OPTIM_ECONFIG,
+                       "%s: set the range before the parameter's first step", p->name);
+  size_t old_off = p->off, old_len = p->len;
+  p->off = (size_t)begin;
+  p->len = (size_t)(end - begin);
+  int st = optim__group_realize(opt, p->group, 1);
+  if (st) {
+    p->off = old_off;
+    p->len = old_len;
+  }
+  return st;
+}
+
+int optim_param_get_range(optim_optimizer *opt, int index, int64_t *begin, int64_t *end)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  optim_param *p = param_at(opt, index);
+  if (!p) return OPTIM_EINVAL;
+  if (begin) *begin = (int64_t)p->off;
+  if (end) *end = (int64_t)(p->off + p->len);
   return OPTIM_OK;
 }
 

@@ -55,11 +55,11 @@ static void scan_nonfinite(optim_optimizer *opt, const int *list, int n, size_t 
     thread_range(total, &lo, &hi);
     for (int k = n - 1; k >= 0; k--) {
       const optim_param *p = &opt->params[list[k]];
-      off -= p->numel;
-      if (hi <= off || lo >= off + p->numel) continue;
+      off -= p->len;
+      if (hi <= off || lo >= off + p->len) continue;
       size_t b = lo > off ? lo - off : 0;
-      size_t e = hi < off + p->numel ? hi - off : p->numel;
-      if (optim__nonfinite(p->dtype, p->grad, b, e)) {
+      size_t e = hi < off + p->len ? hi - off : p->len;
+      if (optim__nonfinite(p->dtype, p->kgrad, b, e)) {
 #pragma omp atomic write
         opt->bad[list[k]] = 1;
       }
@@ -77,12 +77,12 @@ static void run_kernels(optim_optimizer *opt, const int *list, int n, size_t tot
     for (int k = 0; k < n && off < hi; k++) {
       const optim_param *p = &opt->params[list[k]];
       size_t b = lo > off ? lo - off : 0;
-      size_t e = hi < off + p->numel ? hi - off : p->numel;
-      if (lo < off + p->numel && b < e) {
+      size_t e = hi < off + p->len ? hi - off : p->len;
+      if (lo < off + p->len && b < e) {
         const optim_group *g = &opt->groups[p->group];
         g->alg->kernel(g, p, b, e);
       }
-      off += p->numel;
+      off += p->len;
     }
   }
 }
@@ -104,6 +104,15 @@ static int check_step(optim_optimizer *opt)
     if (st) return st;
   }
 
+  /* The stepped range of every parameter: all of a whole-tensor one. */
+  for (int i = 0; i < opt->nparams; i++) {
+    optim_param *p = &opt->params[i];
+    const optim_group *g = &opt->groups[p->group];
+    int whole = g->alg->whole && g->alg->whole(g, p);
+    size_t es = optim__dtype_size(p->dtype), off = whole ? 0 : p->off;
+    p->kdata = (char *)p->data + off * es;
+    p->kgrad = p->grad ? (const char *)p->grad + off * es : NULL;
+  }
   /* Parameters with a gradient whose group checks for non-finite values. */
   int *list = opt->active, n = 0;
   size_t total = 0;
@@ -111,7 +120,7 @@ static int check_step(optim_optimizer *opt)
     const optim_param *p = &opt->params[i];
     if (p->grad && !p->frozen && opt->groups[p->group].nonfinite != NONFINITE_ZERO) {
       list[n++] = i;
-      total += p->numel;
+      total += p->len;
     }
   }
   if (n > 0) {
@@ -161,7 +170,7 @@ int optim_step(optim_optimizer *opt)
       list[opt->nparams - 1 - nwhole++] = i;
     } else {
       list[n++] = i;
-      total += p->numel;
+      total += p->len;
     }
   }
   if (n > 0) run_kernels(opt, list, n, total);

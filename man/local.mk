@@ -41,8 +41,10 @@ dist_man_MANS = \
 	man/man3/optim_param_count.3 \
 	man/man3/optim_param_find.3 \
 	man/man3/optim_param_get_frozen.3 \
+	man/man3/optim_param_get_range.3 \
 	man/man3/optim_param_info.3 \
 	man/man3/optim_param_set_frozen.3 \
+	man/man3/optim_param_set_range.3 \
 	man/man3/optim_save.3 \
 	man/man3/optim_set_bool.3 \
 	man/man3/optim_set_double.3 \

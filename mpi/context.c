@@ -94,12 +94,13 @@ int optim_mpi_create(optim_optimizer *opt, MPI_Comm comm, optim_mpi **out)
     d->bucket = malloc(d->bucket_bytes);
     d->scratch = malloc(d->bucket_bytes + 64);
     d->counts = malloc(sizeof *d->counts * 4 * (size_t)d->size);
+    d->counts_ag = malloc(sizeof *d->counts_ag * 2 * (size_t)d->size);
     d->seg_idx = malloc(sizeof *d->seg_idx * OPTIM_MPI_MAXSEG);
     d->seg_off = malloc(sizeof *d->seg_off * OPTIM_MPI_MAXSEG);
     d->seg_len = malloc(sizeof *d->seg_len * OPTIM_MPI_MAXSEG);
     double *cost = calloc((size_t)(d->nparams ? d->nparams : 1), sizeof *cost);
-    if (!d->owner || !d->bucket || !d->scratch || !d->counts || !d->seg_idx || !d->seg_off ||
-        !d->seg_len || !cost)
+    if (!d->owner || !d->bucket || !d->scratch || !d->counts || !d->counts_ag || !d->seg_idx ||
+        !d->seg_off || !d->seg_len || !cost)
       st = optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
     for (int i = 0; st == OPTIM_OK && i < d->nparams; i++) optim_param_cost(opt, i, &cost[i]);
     if (st == OPTIM_OK) {
@@ -141,6 +142,7 @@ void optim_mpi_destroy(optim_mpi *d)
   free(d->bucket);
   free(d->scratch);
   free(d->counts);
+  free(d->counts_ag);
   free(d->seg_idx);
   free(d->seg_off);
   free(d->seg_len);
@@ -178,6 +180,30 @@ int optim_mpi_set_option(optim_mpi *d, const char *name, const char *value)
     d->bucket = b;
     d->scratch = sc;
     d->bucket_bytes = (size_t)v;
+    return OPTIM_OK;
+  }
+  if (strcmp(name, "shard_state") == 0) {
+    int on;
+    if (!strcmp(value, "true") || !strcmp(value, "1")) on = 1;
+    else if (!strcmp(value, "false") || !strcmp(value, "0")) on = 0;
+    else return optim_mpi__fail(d, OPTIM_EINVAL, "shard_state: '%s' is not true or false", value);
+    if (d->steps > 0)
+      return optim_mpi__fail(d, OPTIM_ECONFIG, "shard_state must be set before the first step");
+    /* Each rank steps, and keeps state for, its 1/p of every element-wise
+     * parameter. */
+    for (int i = 0; i < d->nparams; i++) {
+      if (d->owner[i] >= 0) continue;
+      int ndim;
+      int64_t shape[OPTIM_MAX_DIMS], n = 1;
+      optim_param_info(d->opt, i, NULL, NULL, NULL, &ndim, shape);
+      for (int k = 0; k < ndim; k++) n *= shape[k];
+      if (on && n / d->size > INT32_MAX - 1)
+        return optim_mpi__fail(d, OPTIM_ERANGE, "parameter %d is too large to shard", i);
+      int64_t b = on ? n * d->rank / d->size : 0, e = on ? n * (d->rank + 1) / d->size : n;
+      int st = optim_param_set_range(d->opt, i, b, e);
+      if (st) return optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
+    }
+    d->shard_state = on;
     return OPTIM_OK;
   }
   if (strcmp(name, "reduce") == 0) {

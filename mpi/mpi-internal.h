@@ -23,6 +23,8 @@ struct optim_mpi {
   int64_t steps;
   double bytes, messages, comm_s, compute_s, reduce_s;
   int reduce_mode;     /* OPTIM_MPI_REDUCE_* */
+  int shard_state;     /* element-wise state sharded by ranges (ZeRO-1) */
+  int *counts_ag;      /* 2 * size ints, for the parameter allgathers */
   unsigned char *scratch; /* bucket_bytes, for the ordered reduction */
   int *counts;         /* 4 * size ints, for the ordered reduction */
   /* segments of the current bucket: parameter, offset, length */

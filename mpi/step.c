@@ -27,6 +27,30 @@ static int share(optim_mpi *d, int index)
   return OPTIM_OK;
 }
 
+/* Gather every rank's range of a sharded parameter back into all ranks. */
+static int gather_shards(optim_mpi *d, int index)
+{
+  int dtype, ndim;
+  int64_t shape[OPTIM_MAX_DIMS], n = 1;
+  void *data;
+  optim_param_info(d->opt, index, NULL, NULL, &dtype, &ndim, shape);
+  optim_param_buffers(d->opt, index, &data, NULL);
+  for (int k = 0; k < ndim; k++) n *= shape[k];
+  int *cnt = d->counts_ag, *dsp = d->counts_ag + d->size;
+  for (int r = 0; r < d->size; r++) {
+    dsp[r] = (int)(n * r / d->size);
+    cnt[r] = (int)(n * (r + 1) / d->size) - dsp[r];
+  }
+  MPI_Datatype t = dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE;
+  int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, t, data, cnt, dsp, t, d->comm);
+  if (rc != MPI_SUCCESS)
+    return optim_mpi__fail(d, OPTIM_EMPI, "MPI_Allgatherv of parameter %d failed", index);
+  /* ring model: (p-1)/p of the tensor leaves each rank */
+  d->bytes += (double)(d->size - 1) / (double)d->size * (double)n * (dtype == OPTIM_FLOAT32 ? 4 : 8);
+  d->messages += d->size - 1;
+  return OPTIM_OK;
+}
+
 int optim_mpi_step(optim_mpi *d)
 {
   if (d == NULL || d->magic != OPTIM_MPI_MAGIC) return OPTIM_EINVAL;
@@ -76,8 +100,12 @@ int optim_mpi_step(optim_mpi *d)
   if (st) return st;
 
   double t2 = MPI_Wtime();
-  for (int i = 0; i < d->nparams && st == OPTIM_OK; i++)
+  for (int i = 0; i < d->nparams && st == OPTIM_OK; i++) {
+    const void *g;
+    optim_param_buffers(d->opt, i, NULL, &g);
     if (d->owner[i] >= 0) st = share(d, i);
+    else if (d->shard_state && g != NULL) st = gather_shards(d, i);
+  }
   d->comm_s += MPI_Wtime() - t2;
   st = optim_mpi__agree(d, st);
   if (st) return st;

@@ -663,6 +663,60 @@ START_TEST(test_frozen_validate_cost)
 }
 END_TEST
 
+/* A range steps part of a parameter, bit-identically to the full step on
+ * those elements, with state for the range only. */
+START_TEST(test_ranges)
+{
+  const char *algs[] = {"sgd", "adam", "adamw", "adagrad"};
+  for (int a = 0; a < 4; a++) {
+    int g;
+    optim_optimizer *full = make(algs[a], &g), *part = make(algs[a], &g);
+    if (a == 0) {
+      optim_configure(full, g, "lr=0.1,momentum=0.9");
+      optim_configure(part, g, "lr=0.1,momentum=0.9");
+    }
+    float w1[100], w2[100], gr[100];
+    int64_t shape[2] = {10, 10};
+    for (int i = 0; i < 100; i++) w1[i] = w2[i] = (float)golden_noise((uint64_t)i, 0, 0, 8);
+    ck_assert_int_eq(optim_add_param(full, g, "w", OPTIM_FLOAT32, 2, shape, w1, gr, NULL), OPTIM_OK);
+    ck_assert_int_eq(optim_add_param(part, g, "w", OPTIM_FLOAT32, 2, shape, w2, gr, NULL), OPTIM_OK);
+    ck_assert_int_eq(optim_param_set_range(part, 0, 101, 102), OPTIM_ERANGE);
+    ck_assert_int_eq(optim_param_set_range(part, 0, 50, 40), OPTIM_ERANGE);
+    ck_assert_int_eq(optim_param_set_range(part, 0, -1, 40), OPTIM_ERANGE);
+    ck_assert_int_eq(optim_param_set_range(part, 0, 30, 70), OPTIM_OK);
+    int64_t b = -1, e = -1;
+    ck_assert_int_eq(optim_param_get_range(part, 0, &b, &e), OPTIM_OK);
+    ck_assert(b == 30 && e == 70);
+    if (optim_state_count(part, 0) > 1) {
+      int64_t n;
+      const char *nm;
+      optim_state_info(part, 0, 1, &nm, NULL, &n);
+      ck_assert_int_eq(n, 40);
+    }
+    for (int k = 1; k <= 6; k++) {
+      golden_grad(OPTIM_FLOAT32, w1, gr, 100, (uint64_t)k, 0, 8);
+      ck_assert_int_eq(optim_step(full), OPTIM_OK); /* the range sees the same gradient */
+      ck_assert_int_eq(optim_step(part), OPTIM_OK);
+    }
+    ck_assert_mem_eq(w2 + 30, w1 + 30, 40 * sizeof(float));
+    for (int i = 0; i < 100; i++)
+      if (i < 30 || i >= 70) ck_assert(w2[i] == (float)golden_noise((uint64_t)i, 0, 0, 8));
+    ck_assert_int_eq(optim_param_set_range(part, 0, 0, 100), OPTIM_ECONFIG); /* stepped */
+    optim_destroy(full);
+    optim_destroy(part);
+  }
+  /* whole-tensor algorithms refuse ranges */
+  int g;
+  optim_optimizer *m = make("muon", &g);
+  float x[12], gx[12];
+  int64_t s2[2] = {3, 4};
+  ck_assert_int_eq(optim_add_param(m, g, "w", OPTIM_FLOAT32, 2, s2, x, gx, NULL), OPTIM_OK);
+  ck_assert_int_eq(optim_param_set_range(m, 0, 0, 6), OPTIM_EUNSUPPORTED);
+  ck_assert_int_eq(optim_param_set_range(m, 1, 0, 6), OPTIM_EINVAL);
+  optim_destroy(m);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("api");
@@ -684,6 +738,7 @@ int main(void)
   tcase_add_test(tc, test_threads_bit_identical);
   tcase_add_test(tc, test_muon_bad_input);
   tcase_add_test(tc, test_frozen_validate_cost);
+  tcase_add_test(tc, test_ranges);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

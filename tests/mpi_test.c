@@ -96,6 +96,7 @@ static void run(const char *alg, const char *opts, int exact, const char *bucket
 static void run_mode(const char *alg, const char *opts, const char *mode, const char *bucket)
 {
   int exact = strcmp(mode, "exact") == 0, bitwise = strcmp(mode, "mpi") != 0;
+  int shard = strstr(mode, "shard") != NULL;
   model d, s;
   optim_mpi *ctx = NULL;
   model_init(&d, alg, opts);
@@ -103,8 +104,29 @@ static void run_mode(const char *alg, const char *opts, const char *mode, const 
   CHECK(optim_mpi_create(d.opt, MPI_COMM_WORLD, &ctx) == OPTIM_OK, "create");
   if (!ctx) return;
   if (bucket) CHECK(optim_mpi_set_option(ctx, "bucket_bytes", bucket) == OPTIM_OK, "bucket");
-  if (!strcmp(mode, "ordered"))
+  if (strstr(mode, "ordered"))
     CHECK(optim_mpi_set_option(ctx, "reduce", "ordered") == OPTIM_OK, "reduce=ordered");
+  if (shard) {
+    CHECK(optim_mpi_set_option(ctx, "shard_state", "true") == OPTIM_OK, "shard_state: %s",
+          optim_mpi_errmsg(ctx));
+    /* state for this rank's 1/p of each element-wise parameter only */
+    for (int j = 0; j < NP; j++) {
+      int64_t b, e, n;
+      const char *nm;
+      int own;
+      optim_mpi_owner(ctx, j, &own);
+      optim_param_get_range(d.opt, j, &b, &e);
+      optim_state_info(d.opt, j, 1, &nm, NULL, &n);
+      if (own >= 0) { /* matrices: owned whole, not sharded */
+        CHECK(b == 0 && e == (int64_t)d.n[j], "matrix %d has a range", j);
+        continue;
+      }
+      CHECK(b == (int64_t)d.n[j] * rank / size && e == (int64_t)d.n[j] * (rank + 1) / size &&
+                n == e - b,
+            "shard of parameter %d: [%lld, %lld), state %lld", j, (long long)b, (long long)e,
+            (long long)n);
+    }
+  }
   for (int k = 1; k <= 12; k++) {
     for (int j = 0; j < NP; j++) {
       rank_grad(&d, j, k, rank, d.g[j], exact);
@@ -267,6 +289,9 @@ int main(int argc, char **argv)
   /* the rank-ordered reduction: bit-identical to the serial sum */
   run_mode("adamw", "lr=0.01,weight_decay=0.01", "ordered", "1024");
   run_mode("adagrad", "lr=0.1", "ordered", NULL);
+  /* ZeRO-1: element-wise state sharded across ranks, parameters gathered */
+  run_mode("adamw", "lr=0.01,weight_decay=0.01", "ordered-shard", "1024");
+  run_mode("muon", "nonmatrix=adamw,weight_decay=0.01", "ordered-shard", NULL);
   /* owner-computes Muon (3 matrices + a vector for the auxiliary AdamW):
    * fewer matrices than ranks at p=4, not divisible at p=2, empty ranks */
   run("muon", "nonmatrix=adamw,weight_decay=0.01", 1, NULL);

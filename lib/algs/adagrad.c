@@ -39,10 +39,10 @@ static void init_state(const optim_group *g, optim_param *p)
   double v = hp_d(g, INITIAL_ACC);
   if (p->dtype == OPTIM_FLOAT32) {
     float *s = p->state[1].buf;
-    for (size_t i = 0; i < p->numel; i++) s[i] = (float)v;
+    for (size_t i = 0; i < p->len; i++) s[i] = (float)v;
   } else {
     double *s = p->state[1].buf;
-    for (size_t i = 0; i < p->numel; i++) s[i] = v;
+    for (size_t i = 0; i < p->len; i++) s[i] = v;
   }
 }
 
@@ -83,10 +83,10 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
 {
   (void)g;
   if (p->dtype == OPTIM_FLOAT32)
-    adagrad_f32((float *)p->data + b, (const float *)p->grad + b,
+    adagrad_f32((float *)p->kdata + b, (const float *)p->kgrad + b,
                 (float *)p->state[1].buf + b, e - b, p->coef, p->zero_nonfinite);
   else
-    adagrad_f64((double *)p->data + b, (const double *)p->grad + b,
+    adagrad_f64((double *)p->kdata + b, (const double *)p->kgrad + b,
                 (double *)p->state[1].buf + b, e - b, p->coef, p->zero_nonfinite);
 }
 

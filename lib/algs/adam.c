@@ -117,11 +117,11 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
   (void)g;
   void *vm = p->nstate > 3 ? p->state[3].buf : NULL;
   if (p->dtype == OPTIM_FLOAT32)
-    adam_f32((float *)p->data + b, (const float *)p->grad + b, (float *)p->state[1].buf + b,
+    adam_f32((float *)p->kdata + b, (const float *)p->kgrad + b, (float *)p->state[1].buf + b,
              (float *)p->state[2].buf + b, vm ? (float *)vm + b : NULL, e - b, p->coef,
              p->zero_nonfinite);
   else
-    adam_f64((double *)p->data + b, (const double *)p->grad + b,
+    adam_f64((double *)p->kdata + b, (const double *)p->kgrad + b,
              (double *)p->state[1].buf + b, (double *)p->state[2].buf + b,
              vm ? (double *)vm + b : NULL, e - b, p->coef, p->zero_nonfinite);
 }

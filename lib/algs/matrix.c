@@ -111,11 +111,11 @@ void optim__aux_prepare(const optim_group *g, optim_param *p, int first_hp, int6
 void optim__aux_kernel(const optim_param *p, size_t b, size_t e)
 {
   if (p->dtype == OPTIM_FLOAT32)
-    aux_f32((float *)p->data + b, p->grad ? (const float *)p->grad + b : NULL,
+    aux_f32((float *)p->kdata + b, p->kgrad ? (const float *)p->kgrad + b : NULL,
             (float *)p->state[1].buf + b, (float *)p->state[2].buf + b, e - b, p->coef,
             p->zero_nonfinite);
   else
-    aux_f64((double *)p->data + b, p->grad ? (const double *)p->grad + b : NULL,
+    aux_f64((double *)p->kdata + b, p->kgrad ? (const double *)p->kgrad + b : NULL,
             (double *)p->state[1].buf + b, (double *)p->state[2].buf + b, e - b, p->coef,
             p->zero_nonfinite);
 }

@@ -115,10 +115,10 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
 {
   (void)g;
   if (p->dtype == OPTIM_FLOAT32)
-    adamw_f32((float *)p->data + b, (const float *)p->grad + b, (float *)p->state[1].buf + b,
+    adamw_f32((float *)p->kdata + b, (const float *)p->kgrad + b, (float *)p->state[1].buf + b,
               (float *)p->state[2].buf + b, e - b, p->coef, p->zero_nonfinite);
   else
-    adamw_f64((double *)p->data + b, (const double *)p->grad + b,
+    adamw_f64((double *)p->kdata + b, (const double *)p->kgrad + b,
               (double *)p->state[1].buf + b, (double *)p->state[2].buf + b, e - b, p->coef,
               p->zero_nonfinite);
 }

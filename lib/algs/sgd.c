@@ -104,10 +104,10 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
   const state_entry *s = p->coef[C_MOM] != 0 ? &p->state[1] : NULL;
   size_t n = e - b;
   if (p->dtype == OPTIM_FLOAT32)
-    sgd_f32((float *)p->data + b, (const float *)p->grad + b,
+    sgd_f32((float *)p->kdata + b, (const float *)p->kgrad + b,
             s ? (float *)s->buf + b : NULL, n, p->coef, p->zero_nonfinite);
   else
-    sgd_f64((double *)p->data + b, (const double *)p->grad + b,
+    sgd_f64((double *)p->kdata + b, (const double *)p->kgrad + b,
             s ? (double *)s->buf + b : NULL, n, p->coef, p->zero_nonfinite);
 }
 
