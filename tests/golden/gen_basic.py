@@ -15,23 +15,21 @@ defined in tests/golden/README.
 import math
 import os
 import sys
-import zlib
 
-# Pin ATen's CPU kernels to the portable (non-SIMD) build.  The AVX2/AVX512
-# kernels evaluate add(alpha=) and addcmul as fused multiply-adds, the default
-# ones as separately rounded IEEE operations; pinning keeps the output the
-# same on every machine.  Must happen before torch is imported.
-os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")
-
+# goldenlib (next to this script) holds the gradient formula, the initial
+# values and the golden file writer shared with gen_muon.py and
+# gen_normuon_root.py.  Importing it pins ATen's CPU kernels to the portable
+# (non-SIMD) build (ATEN_CPU_CAPABILITY=default), so it comes before torch.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import goldenlib  # noqa: E402
 import torch  # noqa: E402
 
 STEPS = 50
 CHECK_STEPS = (1, 2, 3, 5, 10, 25, 50)
 SHAPES = {"vec": (37,), "2d": (7, 13), "4d": (3, 4, 3, 5)}
 SHAPE_NAMES = ("vec", "2d", "4d")
-DTYPES = {"f32": torch.float32, "f64": torch.float64}
+DTYPES = goldenlib.DTYPES
 RTOL = {"f32": 1e-6, "f64": 1e-13}
-M32 = 0xFFFFFFFF
 
 # Defaults of our option names (the torch 1.13 ones); lr=None means required.
 DEFAULTS = {
@@ -51,29 +49,6 @@ OPTION_ORDER = ("lr", "momentum", "dampening", "weight_decay", "nesterov",
 STATE_KEYS = {"sgd": ("momentum_buffer",), "adagrad": ("sum",),
               "adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
               "adamw": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-
-
-# ---------------------------------------------------------------- gradients
-
-def noise(numel, k, j, seed):
-    """The s values of the README formula for step k, parameter j."""
-    base = k * 40503 + (j + 1) * 97 + seed * 7919
-    out = []
-    for i in range(numel):
-        x = (i * 2654435761 + base) & M32
-        x ^= x >> 16
-        x = (x * 0x7feb352d) & M32
-        x ^= x >> 15
-        x = (x * 0x846ca68b) & M32
-        x ^= x >> 16
-        out.append(((x % 2001) - 1000) / 512)
-    return out
-
-
-def gradient(p, k, j, seed):
-    """g = 0.25 * p + s, two roundings in p's dtype."""
-    s = torch.tensor(noise(p.numel(), k, j, seed), dtype=p.dtype)
-    return p.mul(0.25).add(s.reshape(p.shape))
 
 
 # ------------------------------------------------- reference update rules
@@ -262,14 +237,6 @@ def build_cases():
 
 # ----------------------------------------------------------------- running
 
-def fmt_opt(v):
-    return ("true" if v else "false") if isinstance(v, bool) else repr(v)
-
-
-def hexes(t):
-    return " ".join(float(v).hex() for v in t.reshape(-1).tolist())
-
-
 def agree(a, b, dt, what, verdict):
     """Compare reference tensor a with torch.optim's b; update verdict."""
     if torch.equal(a, b):
@@ -282,49 +249,32 @@ def agree(a, b, dt, what, verdict):
 
 def run_case(c, out, verdict):
     alg, dt, o = c["alg"], c["dt"], c["opts"]
-    dtype = DTYPES[dt]
     names = [n for n, _ in c["shapes"]]
-    seed = zlib.crc32(c["name"].encode()) % 100000
-    gen = torch.Generator().manual_seed(seed)
-    inits = [torch.randn(shape, dtype=torch.float64, generator=gen).to(dtype)
-             for _, shape in c["shapes"]]
+    seed = goldenlib.case_seed(c["name"])
+    inits = goldenlib.initial_values(c["shapes"], DTYPES[dt], seed)
 
     ref = [t.clone() for t in inits]
     ref_states = initial_states(alg, ref, o)
     tp = [t.clone() for t in inits]
     opt = torch_optimizer(alg, tp, o)
 
-    opts = ",".join("%s=%s" % (k, fmt_opt(o[k])) for k in OPTION_ORDER
-                    if k in o and o[k] != DEFAULTS[alg][k])
-    out.append("case " + c["name"])
-    out.append("algorithm " + alg)
-    out.append("dtype " + dt)
-    out.append("seed %d" % seed)
-    out.append("options " + (opts or "-"))
-    out.append("steps %d" % STEPS)
-    for n, shape in c["shapes"]:
-        out.append("param %s %d %s"
-                   % (n, len(shape), " ".join(map(str, shape))))
-    for n, t in zip(names, inits):
-        out.append("init %s %s" % (n, hexes(t)))
-    for n in names:
-        if n in c["missing"]:
-            out.append("missing %s %s"
-                       % (n, " ".join(map(str, c["missing"][n]))))
+    goldenlib.write_case_header(
+        out, c["name"], alg, dt, seed,
+        goldenlib.options_spec(o, DEFAULTS[alg], OPTION_ORDER), STEPS,
+        c["shapes"], inits, c["missing"])
 
     for k in range(1, STEPS + 1):
-        skip = [k in c["missing"].get(n, ()) for n in names]
-        grads = [None if s else gradient(p, k, j, seed)
-                 for j, (p, s) in enumerate(zip(ref, skip))]
+        grads = goldenlib.step_gradients(ref, names, c["missing"], k, seed)
         RULES[alg](ref, grads, ref_states, o)
-        for j, (p, s) in enumerate(zip(tp, skip)):
-            p.grad = None if s else gradient(p, k, j, seed)
+        for p, g in zip(tp, goldenlib.step_gradients(tp, names, c["missing"],
+                                                     k, seed)):
+            p.grad = g
         opt.step()
         for n, a, b in zip(names, ref, tp):
             agree(a, b, dt, "%s step %d %s" % (c["name"], k, n), verdict)
         if k in CHECK_STEPS:
             for n, p in zip(names, ref):
-                out.append("check %d %s %s" % (k, n, hexes(p)))
+                goldenlib.write_check(out, k, n, p)
 
     for n, st, p in zip(names, ref_states, tp):
         tst = torch_state(alg, opt, p)
@@ -332,11 +282,11 @@ def run_case(c, out, verdict):
         for key in STATE_KEYS[alg]:
             if key in st:
                 agree(st[key], tst[key], dt, c["name"] + " " + key, verdict)
-                out.append("state %s %s %s" % (n, key, hexes(st[key])))
+                goldenlib.write_state(out, n, key, st[key])
         if "step" in st:
             assert st["step"] == tst["step"]
-            out.append("scalar %s step %d" % (n, st["step"]))
-    out.append("end")
+            goldenlib.write_scalar(out, n, "step", st["step"])
+    goldenlib.write_end(out)
 
 
 def main():

@@ -34,21 +34,21 @@ gradient for this algorithm (the parameter is still stepped).
 import math
 import os
 import sys
-import zlib
 
-# Pin ATen's CPU kernels to the portable (non-SIMD) build, as gen_basic.py
-# does: the AVX2/AVX512 kernels may fuse add(alpha=) into an FMA.  Must
-# happen before torch is imported.
-os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")
-
+# goldenlib (next to this script) holds the gradient formula, the initial
+# values, the golden file writer and Newton-Schulz with its fixed-order
+# matrix products and norms.  Importing it pins ATen's CPU kernels to the
+# portable (non-SIMD) build, as for gen_basic.py: the AVX2/AVX512 kernels may
+# fuse add(alpha=) into an FMA.  So it comes before torch.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import goldenlib  # noqa: E402
 import torch  # noqa: E402
 
 STEPS = 30
 CHECK_STEPS = (1, 2, 3, 5, 10, 20, 30)
 SHAPES = {"tall": (12, 7), "wide": (6, 15), "square": (9, 9),
           "3d": (3, 5, 8), "4d": (6, 3, 3, 2)}
-DTYPES = {"f32": torch.float32, "f64": torch.float64}
-M32 = 0xFFFFFFFF
+DTYPES = goldenlib.DTYPES
 
 # Defaults of our option names (as the C library spells them).
 DEFAULTS = dict(lr=0.02, momentum=0.95, nesterov=True, weight_decay=0.0,
@@ -60,118 +60,17 @@ OPTION_ORDER = ("lr", "momentum", "nesterov", "weight_decay", "ns_steps",
                 "adamw_beta1", "adamw_beta2", "adamw_eps",
                 "adamw_weight_decay")
 
-MUON_COEFFS = (3.4445, -4.7750, 2.0315)
-POLAR = [(8.156554524902461, -22.48329292557795, 15.878769915207462),
-         (4.042929935166739, -2.808917465908714, 0.5000178451051316),
-         (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
-         (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
-         (2.3465413258596377, -1.7097828382687081, 0.42323551169305323)]
-NS_EPS = 1e-7
-
-
-# ---------------------------------------------------------------- gradients
-# (identical to gen_basic.py; the formula is in tests/golden/README)
-
-def noise(numel, k, j, seed):
-    """The s values of the README formula for step k, parameter j."""
-    base = k * 40503 + (j + 1) * 97 + seed * 7919
-    out = []
-    for i in range(numel):
-        x = (i * 2654435761 + base) & M32
-        x ^= x >> 16
-        x = (x * 0x7feb352d) & M32
-        x ^= x >> 15
-        x = (x * 0x846ca68b) & M32
-        x ^= x >> 16
-        out.append(((x % 2001) - 1000) / 512)
-    return out
-
-
-def gradient(p, k, j, seed):
-    """g = 0.25 * p + s, two roundings in p's dtype."""
-    s = torch.tensor(noise(p.numel(), k, j, seed), dtype=p.dtype)
-    return p.mul(0.25).add(s.reshape(p.shape))
-
 
 # ------------------------------------------------------------ Newton-Schulz
-
-def mm(x, y):
-    """x @ y with a fixed order: C[i,j] = ((x[i,0]y[0,j] + x[i,1]y[1,j]) + ...),
-    every product and sum rounded in the dtype."""
-    c = x[:, 0:1] * y[0:1, :]
-    for k in range(1, x.shape[1]):
-        c = c + x[:, k:k + 1] * y[k:k + 1, :]
-    return c
-
-
-def frobenius(x):
-    """||x||_F: squares summed in row-major order, then sqrt, in the dtype."""
-    sq = (x * x).reshape(-1)
-    acc = sq[0]
-    for i in range(1, sq.numel()):
-        acc = acc + sq[i]
-    return acc.sqrt()
-
-
-def coefficients(kind, i):
-    if kind == "muon":
-        return MUON_COEFFS
-    return POLAR[min(i, len(POLAR) - 1)]
-
-
-def newton_schulz(u, steps, kind="muon"):
-    """Approximate orthogonalisation of one matrix u (2-D) in u's dtype."""
-    assert u.ndim == 2
-    x = u
-    transposed = u.shape[0] > u.shape[1]
-    if transposed:
-        x = x.T
-    nrm = frobenius(x)
-    if nrm.item() == 0:
-        return torch.zeros_like(u)
-    if kind == "muon":
-        x = x / (nrm * (1 + NS_EPS))
-    else:
-        x = x / (nrm * 1.02 * (1 + NS_EPS))
-    for i in range(steps):
-        a, b, c = coefficients(kind, i)
-        A = mm(x, x.T)
-        B = b * A + c * mm(A, A)
-        x = a * x + mm(B, x)
-    return x.T if transposed else x
-
+# (goldenlib.newton_schulz, ns_coefficients muon or polar_express)
 
 def self_check():
     """Sanity of the NS helper on a random 64x32 float64 matrix."""
-    gen = torch.Generator().manual_seed(20240613)
-    x = torch.randn((64, 32), dtype=torch.float64, generator=gen)
-    o = newton_schulz(x, 5)
-    sv = torch.linalg.svdvals(o)
-    lo, hi = sv.min().item(), sv.max().item()
-    assert 0.6 <= lo and hi <= 1.2, "NS singular values %g..%g" % (lo, hi)
-    oc = newton_schulz(x * 1e-6, 5)
-    rel = ((oc - o).norm() / o.norm()).item()
-    assert rel <= 1e-12, "NS not scale invariant: rel diff %g" % rel
-    print("NS self-check: 64x32 f64 singular values in [%.4f, %.4f]; "
-          "NS(1e-6 X) vs NS(X) relative difference %.3g"
-          % (lo, hi, rel), file=sys.stderr)
+    _, _, summary = goldenlib.ns_self_check()
+    print(summary, file=sys.stderr)
 
 
 # ------------------------------------------------------- the update rules
-
-def orthogonalise(u, o):
-    """NS applied to the update u of a >= 2-D parameter; returns the update
-    in u's shape and the shape (R, C) of the matrix NS ran on."""
-    if u.ndim == 2:
-        return newton_schulz(u, o["ns_steps"], o["ns_coefficients"]), u.shape
-    if u.ndim == 3:  # a batch of shape[0] matrices
-        outs = [newton_schulz(u[i], o["ns_steps"], o["ns_coefficients"])
-                for i in range(u.shape[0])]
-        return torch.stack(outs), u.shape[1:]
-    assert u.ndim == 4  # conv filter viewed as (out, in*kh*kw)
-    m = u.reshape(u.shape[0], -1)
-    return newton_schulz(m, o["ns_steps"], o["ns_coefficients"]), m.shape
-
 
 def muon_param_step(p, g, st, o):
     lr, beta = o["lr"], o["momentum"]
@@ -179,7 +78,7 @@ def muon_param_step(p, g, st, o):
     buf = st["momentum_buffer"]
     buf.lerp_(g, 1 - beta)
     u = g.lerp(buf, beta) if o["nesterov"] else buf
-    out, (rows, cols) = orthogonalise(u, o)
+    out, (rows, cols) = goldenlib.orthogonalise(u, o)
     if o["lr_adjust"] == "reference":  # original shape, even for 4-D
         s = math.sqrt(max(1, p.shape[-2] / p.shape[-1]))
     else:  # match_adamw: shape of the matrix NS ran on
@@ -282,61 +181,33 @@ def build_cases():
 
 # ----------------------------------------------------------------- running
 
-def fmt_opt(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return v if isinstance(v, str) else repr(v)
-
-
-def hexes(t):
-    return " ".join(float(v).hex() for v in t.reshape(-1).tolist())
-
-
 def run_case(c, out):
     dt, o = c["dt"], c["opts"]
-    dtype = DTYPES[dt]
     names = [n for n, _ in c["shapes"]]
-    seed = zlib.crc32(c["name"].encode()) % 100000
-    gen = torch.Generator().manual_seed(seed)
-    inits = [torch.randn(shape, dtype=torch.float64, generator=gen).to(dtype)
-             for _, shape in c["shapes"]]
+    seed = goldenlib.case_seed(c["name"])
+    inits = goldenlib.initial_values(c["shapes"], DTYPES[dt], seed)
 
     ref = [t.clone() for t in inits]
     states = [initial_state(p, o) for p in ref]
 
-    opts = ",".join("%s=%s" % (k, fmt_opt(o[k])) for k in OPTION_ORDER
-                    if o[k] != DEFAULTS[k])
-    out.append("case " + c["name"])
-    out.append("algorithm muon")
-    out.append("dtype " + dt)
-    out.append("seed %d" % seed)
-    out.append("options " + (opts or "-"))
-    out.append("steps %d" % STEPS)
-    for n, shape in c["shapes"]:
-        out.append("param %s %d %s"
-                   % (n, len(shape), " ".join(map(str, shape))))
-    for n, t in zip(names, inits):
-        out.append("init %s %s" % (n, hexes(t)))
-    for n in names:
-        if n in c["missing"]:
-            out.append("missing %s %s"
-                       % (n, " ".join(map(str, c["missing"][n]))))
+    goldenlib.write_case_header(
+        out, c["name"], "muon", dt, seed,
+        goldenlib.options_spec(o, DEFAULTS, OPTION_ORDER), STEPS,
+        c["shapes"], inits, c["missing"])
 
     for k in range(1, STEPS + 1):
-        skip = [k in c["missing"].get(n, ()) for n in names]
-        grads = [None if s else gradient(p, k, j, seed)
-                 for j, (p, s) in enumerate(zip(ref, skip))]
+        grads = goldenlib.step_gradients(ref, names, c["missing"], k, seed)
         muon_step(ref, grads, states, o)
         for n, p in zip(names, ref):
             assert torch.isfinite(p).all(), "%s step %d %s" % (c["name"], k, n)
             if k in CHECK_STEPS:
-                out.append("check %d %s %s" % (k, n, hexes(p)))
+                goldenlib.write_check(out, k, n, p)
 
     for n, st, p in zip(names, states, ref):
         for key in state_keys(p):
-            out.append("state %s %s %s" % (n, key, hexes(st[key])))
-        out.append("scalar %s step %d" % (n, st["step"]))
-    out.append("end")
+            goldenlib.write_state(out, n, key, st[key])
+        goldenlib.write_scalar(out, n, "step", st["step"])
+    goldenlib.write_end(out)
 
 
 def main():

@@ -9,8 +9,9 @@ Our own re-implementation, written from ../shared/spec/optimizers.md
 sections 3 (NorMuon) and 4 (ROOT) and checked against the operation order of
 the authors' code (zichongli5/NorMuon normuon.py at d45c9a4,
 huawei-noah/noah-research ROOT/examples/example_train.py at aa0f80c8); nothing
-of that code is copied here.  The shared pieces are those of gen_muon.py
-(copied, not imported, so that muon.txt stays reproducible on its own):
+of that code is copied here.  What it shares with gen_muon.py (the first
+two items are code in goldenlib.py, with the initial values and the golden
+file writer):
 
   * the gradient formula of tests/golden/README;
   * Newton-Schulz in the parameter's dtype (never bf16), transposed when
@@ -65,13 +66,15 @@ ROOT (registry name root), 2-D parameters:
 import math
 import os
 import sys
-import zlib
 
-# Pin ATen's CPU kernels to the portable (non-SIMD) build, as gen_basic.py
-# and gen_muon.py do: the AVX2/AVX512 kernels may fuse add(alpha=) into an
-# FMA.  Must happen before torch is imported.
-os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")
-
+# goldenlib (next to this script) holds the gradient formula, the initial
+# values, the golden file writer and Newton-Schulz with its fixed-order
+# matrix products and norms and ROOT's coefficient table.  Importing it pins
+# ATen's CPU kernels to the portable (non-SIMD) build, as for gen_basic.py
+# and gen_muon.py: the AVX2/AVX512 kernels may fuse add(alpha=) into an FMA.
+# So it comes before torch.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import goldenlib  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -79,8 +82,7 @@ STEPS = 30
 CHECK_STEPS = (1, 2, 3, 5, 10, 20, 30)
 SHAPES = {"tall": (12, 7), "wide": (6, 15), "square": (9, 9),
           "3d": (3, 5, 8), "4d": (6, 3, 3, 2)}
-DTYPES = {"f32": torch.float32, "f64": torch.float64}
-M32 = 0xFFFFFFFF
+DTYPES = goldenlib.DTYPES
 
 # Defaults of our option names (as the C library spells them).
 NORMUON_DEFAULTS = dict(
@@ -94,112 +96,19 @@ ROOT_DEFAULTS = dict(
     adamw_beta1=0.9, adamw_beta2=0.95, adamw_eps=1e-8)
 DEFAULTS = {"normuon": NORMUON_DEFAULTS, "root": ROOT_DEFAULTS}
 
-MUON_COEFFS = (3.4445, -4.7750, 2.0315)
-POLAR = [(8.156554524902461, -22.48329292557795, 15.878769915207462),
-         (4.042929935166739, -2.808917465908714, 0.5000178451051316),
-         (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
-         (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
-         (2.3465413258596377, -1.7097828382687081, 0.42323551169305323)]
-# ROOT's published per-shape coefficients, key (min(m, n), max(m, n)); any
-# other shape uses MUON_COEFFS (spec section 4).
-ROOT_TABLE = {(2048, 2048): (3.4916, -4.8224, 2.1095),
-              (2048, 3072): (3.4509, -4.5790, 1.9325),
-              (2048, 8192): (2.9794, -3.6674, 1.6207),
-              (2048, 16384): (3.1943, -3.8221, 1.5322)}
-NS_EPS = 1e-7
 ROOT_THR_EPS = 1e-9
 
 
-# ---------------------------------------------------------------- gradients
-# (identical to gen_basic.py / gen_muon.py; formula in tests/golden/README)
-
-def noise(numel, k, j, seed):
-    """The s values of the README formula for step k, parameter j."""
-    base = k * 40503 + (j + 1) * 97 + seed * 7919
-    out = []
-    for i in range(numel):
-        x = (i * 2654435761 + base) & M32
-        x ^= x >> 16
-        x = (x * 0x7feb352d) & M32
-        x ^= x >> 15
-        x = (x * 0x846ca68b) & M32
-        x ^= x >> 16
-        out.append(((x % 2001) - 1000) / 512)
-    return out
-
-
-def gradient(p, k, j, seed):
-    """g = 0.25 * p + s, two roundings in p's dtype."""
-    s = torch.tensor(noise(p.numel(), k, j, seed), dtype=p.dtype)
-    return p.mul(0.25).add(s.reshape(p.shape))
-
-
 # ------------------------------------------------------------ Newton-Schulz
-# (mm, frobenius, newton_schulz as in gen_muon.py; coefficients extended by
-# ROOT's table)
-
-def mm(x, y):
-    """x @ y with a fixed order: C[i,j] = ((x[i,0]y[0,j] + x[i,1]y[1,j]) + ...),
-    every product and sum rounded in the dtype."""
-    c = x[:, 0:1] * y[0:1, :]
-    for k in range(1, x.shape[1]):
-        c = c + x[:, k:k + 1] * y[k:k + 1, :]
-    return c
-
-
-def frobenius(x):
-    """||x||_F: squares summed in row-major order, then sqrt, in the dtype."""
-    sq = (x * x).reshape(-1)
-    acc = sq[0]
-    for i in range(1, sq.numel()):
-        acc = acc + sq[i]
-    return acc.sqrt()
-
-
-def coefficients(kind, i, shape):
-    if kind == "polar_express":
-        return POLAR[min(i, len(POLAR) - 1)]
-    if kind == "root":
-        return ROOT_TABLE.get((min(shape), max(shape)), MUON_COEFFS)
-    assert kind == "muon"
-    return MUON_COEFFS
-
-
-def newton_schulz(u, steps, kind="muon"):
-    """Approximate orthogonalisation of one matrix u (2-D) in u's dtype."""
-    assert u.ndim == 2
-    x = u
-    transposed = u.shape[0] > u.shape[1]
-    if transposed:
-        x = x.T
-    nrm = frobenius(x)
-    if nrm.item() == 0:
-        return torch.zeros_like(u)
-    if kind == "polar_express":
-        x = x / (nrm * 1.02 * (1 + NS_EPS))
-    else:
-        x = x / (nrm * (1 + NS_EPS))
-    for i in range(steps):
-        a, b, c = coefficients(kind, i, tuple(u.shape))
-        A = mm(x, x.T)
-        B = b * A + c * mm(A, A)
-        x = a * x + mm(B, x)
-    return x.T if transposed else x
-
+# (goldenlib.newton_schulz, with ROOT's per-shape coefficients for
+# ns_coefficients=root)
 
 def self_check():
     """Sanity of the NS helper on a random 64x32 float64 matrix, and of the
     scalar shortcuts the C side may take (sqrt for **0.5)."""
-    gen = torch.Generator().manual_seed(20240613)
-    x = torch.randn((64, 32), dtype=torch.float64, generator=gen)
-    o = newton_schulz(x, 5)
-    sv = torch.linalg.svdvals(o)
-    lo, hi = sv.min().item(), sv.max().item()
-    assert 0.6 <= lo and hi <= 1.2, "NS singular values %g..%g" % (lo, hi)
-    oc = newton_schulz(x * 1e-6, 5)
-    rel = ((oc - o).norm() / o.norm()).item()
-    assert rel <= 1e-12, "NS not scale invariant: rel diff %g" % rel
-    assert torch.equal(newton_schulz(x, 5, "root"), o)  # 64x32 not in table
+    x, o, summary = goldenlib.ns_self_check()
+    # 64x32 is not in ROOT's table
+    assert torch.equal(goldenlib.newton_schulz(x, 5, "root"), o)
     # The authors write x**0.5; the C library may use sqrt().
     for b2 in (0.95, 0.99):
         for t in range(1, STEPS + 1):
@@ -208,31 +117,14 @@ def self_check():
     for shape in SHAPES.values():
         r = max(1, shape[-2] / shape[-1])
         assert r ** 0.5 == math.sqrt(r)
-    print("NS self-check: 64x32 f64 singular values in [%.4f, %.4f]; "
-          "NS(1e-6 X) vs NS(X) relative difference %.3g"
-          % (lo, hi, rel), file=sys.stderr)
-
-
-def orthogonalise(u, o):
-    """NS of a >= 2-D update u, returned in u's shape (4-D: NS of the
-    (out, in*kh*kw) view, reshaped back), and the (R, C) NS ran on."""
-    steps, kind = o["ns_steps"], o["ns_coefficients"]
-    if u.ndim == 2:
-        return newton_schulz(u, steps, kind), tuple(u.shape)
-    if u.ndim == 3:  # a batch of shape[0] matrices
-        return (torch.stack([newton_schulz(u[i], steps, kind)
-                             for i in range(u.shape[0])]),
-                tuple(u.shape[1:]))
-    assert u.ndim == 4
-    m = u.reshape(u.shape[0], -1)
-    return newton_schulz(m, steps, kind).reshape(u.shape), tuple(m.shape)
+    print(summary, file=sys.stderr)
 
 
 def norm_last2(x):
     """||x||_F over the last two dims, keepdim (fixed order per slice)."""
     s, l = x.shape[-2], x.shape[-1]
     flat = x.reshape(-1, s, l)
-    n = torch.stack([frobenius(flat[i]) for i in range(flat.shape[0])])
+    n = torch.stack([goldenlib.frobenius(flat[i]) for i in range(flat.shape[0])])
     return n.reshape(tuple(x.shape[:-2]) + (1, 1))
 
 
@@ -254,7 +146,7 @@ def normuon_reference_step(p, g, had_grad, st, o):
     buf, v = st["momentum_buffer"], st["second_moment"]
     buf.lerp_(g, 1 - beta)
     u = g.lerp(buf, beta) if o["nesterov"] else buf
-    out, _ = orthogonalise(u, o)
+    out, _ = goldenlib.orthogonalise(u, o)
     n0 = norm_last2(out)
     v.lerp_(mean_sq_last(out), 1 - o["beta2"])
     out = out * v.sqrt().add(eps).reciprocal()
@@ -271,7 +163,7 @@ def normuon_paper_step(p, g, had_grad, st, o):
     st["step"] += 1
     buf, v = st["momentum_buffer"], st["second_moment"]
     buf.mul_(beta).add_(g, alpha=1 - beta)
-    out, (rows, cols) = orthogonalise(buf, o)
+    out, (rows, cols) = goldenlib.orthogonalise(buf, o)
     v.mul_(beta2).add_(mean_sq_last(out), alpha=1 - beta2)
     out = out / v.sqrt().add(o["eps"])
     c = torch.tensor(0.2 * lr * math.sqrt(rows * cols), dtype=p.dtype)
@@ -364,7 +256,7 @@ def root_matrix_step(p, g, st, o):
     u = g.add(buf, alpha=mu) if o["nesterov"] else buf
     thr = root_threshold(u, o["quantile"]).item()
     b = u.clamp(-thr, thr)
-    x = newton_schulz(b, o["ns_steps"], o["ns_coefficients"])
+    x = goldenlib.newton_schulz(b, o["ns_steps"], o["ns_coefficients"])
     adjusted_lr = lr * (0.2 * math.sqrt(max(p.shape[0], p.shape[1])))
     p.mul_(1 - lr * o["weight_decay"])
     p.add_(x, alpha=-adjusted_lr)
@@ -471,63 +363,35 @@ def build_cases():
 
 # ----------------------------------------------------------------- running
 
-def fmt_opt(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return v if isinstance(v, str) else repr(v)
-
-
-def hexes(t):
-    return " ".join(float(v).hex() for v in t.reshape(-1).tolist())
-
-
 def run_case(c, out):
     alg, dt, o = c["alg"], c["dt"], c["opts"]
     init_state, step = ALGS[alg]
-    dtype = DTYPES[dt]
     names = [n for n, _ in c["shapes"]]
-    seed = zlib.crc32(c["name"].encode()) % 100000
-    gen = torch.Generator().manual_seed(seed)
-    inits = [torch.randn(shape, dtype=torch.float64, generator=gen).to(dtype)
-             for _, shape in c["shapes"]]
+    seed = goldenlib.case_seed(c["name"])
+    inits = goldenlib.initial_values(c["shapes"], DTYPES[dt], seed)
 
     ref = [t.clone() for t in inits]
     states = [init_state(p, o) for p in ref]
 
     defaults = DEFAULTS[alg]
-    opts = ",".join("%s=%s" % (k, fmt_opt(o[k])) for k in defaults
-                    if o[k] != defaults[k])
-    out.append("case " + c["name"])
-    out.append("algorithm " + alg)
-    out.append("dtype " + dt)
-    out.append("seed %d" % seed)
-    out.append("options " + (opts or "-"))
-    out.append("steps %d" % STEPS)
-    for n, shape in c["shapes"]:
-        out.append("param %s %d %s"
-                   % (n, len(shape), " ".join(map(str, shape))))
-    for n, t in zip(names, inits):
-        out.append("init %s %s" % (n, hexes(t)))
-    for n in names:
-        if n in c["missing"]:
-            out.append("missing %s %s"
-                       % (n, " ".join(map(str, c["missing"][n]))))
+    goldenlib.write_case_header(
+        out, c["name"], alg, dt, seed,
+        goldenlib.options_spec(o, defaults, defaults), STEPS,
+        c["shapes"], inits, c["missing"])
 
     for k in range(1, STEPS + 1):
-        skip = [k in c["missing"].get(n, ()) for n in names]
-        grads = [None if s else gradient(p, k, j, seed)
-                 for j, (p, s) in enumerate(zip(ref, skip))]
+        grads = goldenlib.step_gradients(ref, names, c["missing"], k, seed)
         step(ref, grads, states, o)
         for n, p in zip(names, ref):
             assert torch.isfinite(p).all(), "%s step %d %s" % (c["name"], k, n)
             if k in CHECK_STEPS:
-                out.append("check %d %s %s" % (k, n, hexes(p)))
+                goldenlib.write_check(out, k, n, p)
 
     for n, st, p in zip(names, states, ref):
         for key in state_keys(alg, p):
-            out.append("state %s %s %s" % (n, key, hexes(st[key])))
-        out.append("scalar %s step %d" % (n, st["step"]))
-    out.append("end")
+            goldenlib.write_state(out, n, key, st[key])
+        goldenlib.write_scalar(out, n, "step", st["step"])
+    goldenlib.write_end(out)
 
 
 def main():
