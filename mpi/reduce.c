@@ -2,7 +2,10 @@
  * registration order and per element type, into buckets of bucket_bytes
  * (a tensor may span buckets), large ones are reduced where they lie a
  * bucket at a time; each piece is summed across ranks (MPI_Allreduce, or
- * the rank-ordered reduction) and divided by the number of ranks. */
+ * the rank-ordered reduction) and divided by the number of ranks.  With
+ * MPI's reduction, a large matrix's gradient is summed on its owner only
+ * (MPI_Reduce) and a large sharded one on each rank's range only
+ * (MPI_Reduce_scatter): the bytes of the bandwidth-optimal exchange. */
 #include <string.h>
 
 #include "mpi-internal.h"
@@ -89,6 +92,64 @@ static int sum_average(optim_mpi *d, int dtype, void *x, size_t cnt)
   return st;
 }
 
+/* Large matrix gradients: only the owner needs the sum (MPI_Reduce to it,
+ * a bucket at a time), then divides; other ranks keep their own gradient. */
+static int reduce_to_owner(optim_mpi *d, int dtype, void *g, size_t n, int owner)
+{
+  size_t es = dtype == OPTIM_FLOAT32 ? 4 : 8, step = d->bucket_bytes / es;
+  MPI_Datatype t = dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE;
+  double t0 = now();
+  for (size_t o = 0; o < n; o += step) {
+    size_t cnt = n - o < step ? n - o : step;
+    char *x = (char *)g + o * es;
+    int e = MPI_Reduce(d->rank == owner ? MPI_IN_PLACE : x, x, (int)cnt, t, MPI_SUM, owner,
+                       d->comm);
+    if (e != MPI_SUCCESS) return mpi_fail(d, e, "MPI_Reduce of a gradient to its owner");
+    if (d->rank == owner) {
+      if (dtype == OPTIM_FLOAT32) DIVIDE(float, x, cnt, d->size);
+      else DIVIDE(double, x, cnt, d->size);
+    }
+  }
+  d->comm_s += now() - t0;
+  d->bytes += (double)(d->size - 1) / (double)d->size * (double)(n * es);
+  d->messages += d->size - 1;
+  return OPTIM_OK;
+}
+
+/* Large sharded element-wise gradients: each rank needs the sum over its
+ * own range only (MPI_Reduce_scatter, a bucket at a time; each rank's
+ * block is the part of its range inside the bucket). */
+static int reduce_to_ranges(optim_mpi *d, int dtype, void *g, size_t n)
+{
+  size_t es = dtype == OPTIM_FLOAT32 ? 4 : 8, step = d->bucket_bytes / es;
+  MPI_Datatype t = dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE;
+  int p = d->size, *rc = d->counts;
+  double t0 = now();
+  for (size_t o = 0; o < n; o += step) {
+    size_t cnt = n - o < step ? n - o : step, mine = 0, at = 0;
+    for (int r = 0; r < p; r++) {
+      size_t lo = n * (size_t)r / (size_t)p, hi = n * (size_t)(r + 1) / (size_t)p;
+      size_t a = lo > o ? lo : o, b = hi < o + cnt ? hi : o + cnt;
+      rc[r] = b > a ? (int)(b - a) : 0;
+      if (r == d->rank) {
+        mine = (size_t)rc[r];
+        at = a;
+      }
+    }
+    int e = MPI_Reduce_scatter((char *)g + o * es, d->scratch, rc, t, MPI_SUM, d->comm);
+    if (e != MPI_SUCCESS) return mpi_fail(d, e, "MPI_Reduce_scatter of a gradient");
+    if (mine > 0) {
+      if (dtype == OPTIM_FLOAT32) DIVIDE(float, d->scratch, mine, d->size);
+      else DIVIDE(double, d->scratch, mine, d->size);
+      memcpy((char *)g + at * es, d->scratch, mine * es);
+    }
+  }
+  d->comm_s += now() - t0;
+  d->bytes += (double)(d->size - 1) / (double)d->size * (double)(n * es);
+  d->messages += d->size - 1;
+  return OPTIM_OK;
+}
+
 /* Average the packed bucket and copy it back to the gradients. */
 static int flush(optim_mpi *d, int dtype, size_t used, const int *idx, const size_t *off,
                  const size_t *len, int nseg)
@@ -125,7 +186,18 @@ int optim_mpi__average(optim_mpi *d)
       for (int k = 0; k < ndim; k++) n *= (size_t)shape[k];
       if (n * es >= cap / 2) {
         /* Large tensors are reduced where they lie, a bucket at a time: no
-         * packing copies. */
+         * packing copies.  With MPI's reduction, a matrix's sum goes to its
+         * owner only and a sharded tensor's to each rank's range only. */
+        if (d->reduce_mode == OPTIM_MPI_REDUCE_MPI && d->owner[i] >= 0) {
+          int st = reduce_to_owner(d, dtype, (void *)g, n, d->owner[i]);
+          if (st) return st;
+          continue;
+        }
+        if (d->reduce_mode == OPTIM_MPI_REDUCE_MPI && d->shard_state) {
+          int st = reduce_to_ranges(d, dtype, (void *)g, n);
+          if (st) return st;
+          continue;
+        }
         for (size_t o = 0; o < n; o += cap / es) {
           size_t cnt = n - o < cap / es ? n - o : cap / es;
           int st = sum_average(d, dtype, (char *)g + o * es, cnt);

@@ -95,7 +95,7 @@ static void run(const char *alg, const char *opts, int exact, const char *bucket
  * rank-ordered reduction: bitwise on any gradients) */
 static void run_mode(const char *alg, const char *opts, const char *mode, const char *bucket)
 {
-  int exact = strcmp(mode, "exact") == 0, bitwise = strcmp(mode, "mpi") != 0;
+  int exact = strncmp(mode, "exact", 5) == 0, bitwise = strncmp(mode, "mpi", 3) != 0;
   int shard = strstr(mode, "shard") != NULL;
   model d, s;
   optim_mpi *ctx = NULL;
@@ -292,6 +292,10 @@ int main(int argc, char **argv)
   /* ZeRO-1: element-wise state sharded across ranks, parameters gathered */
   run_mode("adamw", "lr=0.01,weight_decay=0.01", "ordered-shard", "1024");
   run_mode("muon", "nonmatrix=adamw,weight_decay=0.01", "ordered-shard", NULL);
+  /* MPI's reduction with sharding: reduce-scatter to the ranges (tolerance),
+   * and sums to the owners with exact gradients (bitwise) */
+  run_mode("adamw", "lr=0.01", "mpi-shard", "1024");
+  run_mode("muon", "nonmatrix=adamw", "exact-shard", "1024");
   /* owner-computes Muon (3 matrices + a vector for the auxiliary AdamW):
    * fewer matrices than ranks at p=4, not divisible at p=2, empty ranks */
   run("muon", "nonmatrix=adamw,weight_decay=0.01", 1, NULL);

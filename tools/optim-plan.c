@@ -43,7 +43,8 @@ static void usage(FILE *f)
           "Usage: optim-plan --shapes LIST --ranks P [OPTION]...\n"
           "Compute, without MPI, the owner plan liboptim_mpi builds for whole-tensor\n"
           "matrices (LPT over Newton-Schulz flops) and model one distributed step:\n"
-          "per-rank NS work, ring allreduce of the gradients, pipelined broadcasts.\n\n"
+          "per-rank NS work, ring allreduce of the small gradients, sums of the large\n"
+          "matrices' gradients to their owners, pipelined broadcasts.\n\n"
           "  -s, --shapes LIST        matrices RxC[:N],... in registration order\n"
           "                           (e.g. 2048x2048:96,2048x8192:48)\n"
           "  -p, --ranks P            number of ranks (1 to %d)\n"
@@ -257,10 +258,30 @@ static int run(const model *M, const mat *m, int n)
     ar_bytes += (double)(b);              \
     ar_s += allreduce_s(M, (double)(b));  \
   } while (0)
+  /* Large matrices (at least half a bucket) are summed on their owner only
+   * (MPI_Reduce per bucket, modeled as a pipelined chain ending at the
+   * owner: every other rank sends each chunk once). */
+  double rd_s = 0, rd_calls = 0, large_bytes = 0;
+  double *rd_owned = calloc((size_t)M->p, sizeof *rd_owned);
+  if (!rd_owned) {
+    fprintf(stderr, "optim-plan: out of memory\n");
+    goto out;
+  }
   for (int i = 0; i < n; i++) {
     size_t ne = (size_t)m[i].rows * (size_t)m[i].cols, done = 0;
     if (ne * es >= cap / 2) {
-      for (size_t o = 0; o < ne; o += cap / es) FLUSH((ne - o < cap / es ? ne - o : cap / es) * es);
+      if (owner[i] < 0) {
+        for (size_t o = 0; o < ne; o += cap / es) FLUSH((ne - o < cap / es ? ne - o : cap / es) * es);
+        continue;
+      }
+      for (size_t o = 0; o < ne; o += cap / es) {
+        size_t take = ne - o < cap / es ? ne - o : cap / es;
+        int k;
+        rd_s += bcast_s(M, (double)(take * es), (double)take, &k);
+        rd_calls += 1;
+      }
+      large_bytes += (double)(ne * es);
+      rd_owned[owner[i]] += (double)(ne * es);
       continue;
     }
     while (done < ne) {
@@ -313,9 +334,13 @@ static int run(const model *M, const mat *m, int n)
     if (chain[r] > chain_max) chain_max = chain[r];
   }
 
-  double bound_b = ring * ar_bytes, bound_s = bound_b / M->bw;
-  double ex_b = ar_rank + chain_max, ex_s = ar_s + bc_s;
-  double ns_s = maxload / M->flops, step_s = ns_s + ar_s + bc_s;
+  double rd_max = 0;
+  for (int r = 0; M->p > 1 && r < M->p; r++)
+    if (large_bytes - rd_owned[r] > rd_max) rd_max = large_bytes - rd_owned[r];
+  free(rd_owned);
+  double bound_b = ring * (ar_bytes + large_bytes), bound_s = bound_b / M->bw;
+  double ex_b = ar_rank + rd_max + chain_max, ex_s = ar_s + rd_s + bc_s;
+  double ns_s = maxload / M->flops, step_s = ns_s + ar_s + rd_s + bc_s;
   char h1[32], h2[32], h3[32];
 
   human(numel * (double)es, h1, sizeof h1);
@@ -343,13 +368,17 @@ static int run(const model *M, const mat *m, int n)
   printf("  gradient allreduce   %.0f B  (ring: 2(p-1)/p x %.0f B = %s of gradients, "
          "in %.0f allreduce call%s)\n",
          ar_rank, ar_bytes, h1, ar_calls, ar_calls == 1 ? "" : "s");
+  printf("  sums to owners       %.0f B  (large matrices: a pipelined chain of MPI_Reduce per "
+         "bucket ending at the owner, %.0f call%s; max over ranks)\n",
+         rd_max, rd_calls, rd_calls == 1 ? "" : "s");
   printf("  owners' broadcasts   %.0f B  (pipelined chain: each rank but the chain's last "
          "forwards each matrix; max over ranks)\n",
          chain_max);
   printf("                       bytes leaving their owner: max %.0f, mean %.0f per rank, "
          "%.0f in %.0f broadcasts\n",
          owned_max, owned_sum / p, owned_sum, bc_msgs);
-  printf("  exchange             %.0f B, %.6g s (allreduce and broadcasts below)\n", ex_b, ex_s);
+  printf("  exchange             %.0f B, %.6g s (allreduce, sums and broadcasts below)\n", ex_b,
+         ex_s);
   printf("  bandwidth-optimal bound 2(p-1)/p x n: %.0f B, %.6g s\n", bound_b, bound_s);
   if (bound_s > 0)
     printf("  modeled / bound      %.3f x in bytes, %.3f x in time\n", ex_b / bound_b,
@@ -362,6 +391,7 @@ static int run(const model *M, const mat *m, int n)
   printf("  gradient allreduce   %10.6f s  (latency %.6f s: %.0f calls x 2(p-1) alpha; "
          "bandwidth %.6f s)\n",
          ar_s, ar_lat, ar_calls, ar_s - ar_lat);
+  printf("  sums to owners       %10.6f s  (%.0f pipelined reductions)\n", rd_s, rd_calls);
   if (kmax > 0)
     printf("  owners' broadcasts   %10.6f s  (%.0f pipelined broadcasts, %d to %d segments)\n",
            bc_s, bc_msgs, kmin, kmax);
