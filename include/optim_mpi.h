@@ -53,6 +53,14 @@ OPTIM_API const char *optim_mpi_errmsg(const optim_mpi *d);
 OPTIM_API int optim_mpi_set_option(optim_mpi *d, const char *name, const char *value);
 /* Collective.  Average the gradients, step, and share the owners' results. */
 OPTIM_API int optim_mpi_step(optim_mpi *d);
+/* Not collective (but every rank must call it for every parameter with a
+ * gradient): parameter index's gradient is final for this step.  Buckets
+ * whose parameters are all ready start reducing with nonblocking
+ * collectives, in the same order on every rank, so the exchange overlaps
+ * the rest of the caller's backward pass; optim_mpi_step completes them.
+ * Bind this step's gradients before the first call; needs reduce=mpi
+ * (OPTIM_ECONFIG otherwise).  Results are the same as without it. */
+OPTIM_API int optim_mpi_grad_ready(optim_mpi *d, int index);
 /* Collective.  Write a distributed checkpoint: PREFIX.shardR from every
  * rank R (a core checkpoint of its optimizer) and then, atomically, the
  * manifest PREFIX (rank count, shard sizes and hashes, owners). */

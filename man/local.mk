@@ -30,6 +30,7 @@ dist_man_MANS = \
 	man/man3/optim_mpi_create.3 \
 	man/man3/optim_mpi_destroy.3 \
 	man/man3/optim_mpi_errmsg.3 \
+	man/man3/optim_mpi_grad_ready.3 \
 	man/man3/optim_mpi_load.3 \
 	man/man3/optim_mpi_owner.3 \
 	man/man3/optim_mpi_save.3 \

@@ -137,6 +137,7 @@ void optim_mpi_destroy(optim_mpi *d)
   if (d->opt && d->owner && optim_param_count(d->opt) == d->nparams)
     for (int i = 0; i < d->nparams; i++)
       if (d->owner[i] >= 0) optim_param_set_frozen(d->opt, i, 0);
+  optim_mpi__overlap_free(d);
   MPI_Comm_free(&d->comm);
   free(d->owner);
   free(d->bucket);

@@ -27,6 +27,7 @@ struct optim_mpi {
   int *counts_ag;      /* 2 * size ints, for the parameter allgathers */
   unsigned char *scratch; /* bucket_bytes, for the ordered reduction */
   int *counts;         /* 4 * size ints, for the ordered reduction */
+  struct optim_mpi_overlap *ov; /* grad_ready plan of the step under way */
   /* segments of the current bucket: parameter, offset, length */
   int *seg_idx;
   size_t *seg_off, *seg_len;
@@ -42,6 +43,11 @@ int optim_mpi__fail(optim_mpi *d, int status, const char *fmt, ...)
  * among those that failed with it), the others with the failing rank's
  * message. */
 int optim_mpi__agree(optim_mpi *d, int status);
+/* x[0..n) /= number of ranks. */
+void optim_mpi__divide(optim_mpi *d, int dtype, void *x, size_t n);
+/* Complete the reductions grad_ready started (and start the rest). */
+int optim_mpi__overlap_finish(optim_mpi *d);
+void optim_mpi__overlap_free(optim_mpi *d);
 /* Average the gradients of every parameter that has one, in place. */
 int optim_mpi__average(optim_mpi *d);
 

@@ -26,6 +26,12 @@ static int mpi_fail(optim_mpi *d, int rc, const char *what)
     for (size_t i_ = 0; i_ < (n); i_++) f_[i_] = f_[i_] / p_;     \
   } while (0)
 
+void optim_mpi__divide(optim_mpi *d, int dtype, void *x, size_t n)
+{
+  if (dtype == OPTIM_FLOAT32) DIVIDE(float, x, n, d->size);
+  else DIVIDE(double, x, n, d->size);
+}
+
 /* Rank-ordered sum: every rank gathers the contributions to its 1/p of x
  * (MPI_Alltoallv), adds them in rank order 0, 1, ..., p-1 starting from
  * zero, divides, and the results are gathered back (MPI_Allgatherv).  The

@@ -55,7 +55,7 @@ int optim_mpi_step(optim_mpi *d)
 {
   if (d == NULL || d->magic != OPTIM_MPI_MAGIC) return OPTIM_EINVAL;
   d->errmsg[0] = '\0';
-  d->bytes = d->messages = d->comm_s = d->compute_s = d->reduce_s = 0;
+  if (!d->ov) d->bytes = d->messages = d->comm_s = d->compute_s = d->reduce_s = 0;
 
   /* Same parameters as at attach time, and the same missing gradients on
    * every rank. */
@@ -73,16 +73,23 @@ int optim_mpi_step(optim_mpi *d)
     }
   }
   st = optim_mpi__agree(d, st);
-  if (st) return st;
+  if (st) {
+    /* every rank is here: complete what grad_ready started, then drop it */
+    if (d->ov) optim_mpi__overlap_finish(d);
+    return st;
+  }
   uint64_t lo, hi;
   MPI_Allreduce(&mask, &lo, 1, MPI_UINT64_T, MPI_MIN, d->comm);
   MPI_Allreduce(&mask, &hi, 1, MPI_UINT64_T, MPI_MAX, d->comm);
-  if (lo != hi)
+  if (lo != hi) {
+    /* (reductions grad_ready started are completed, then dropped) */
+    if (d->ov) optim_mpi__overlap_finish(d);
     return optim_mpi__fail(d, OPTIM_EINVAL,
                            "ranks disagree on which parameters have a gradient this step");
+  }
 
   double tr = MPI_Wtime();
-  st = optim_mpi__average(d);
+  st = d->ov ? optim_mpi__overlap_finish(d) : optim_mpi__average(d);
   d->reduce_s = MPI_Wtime() - tr; /* packing, allreduce and the division */
   st = optim_mpi__agree(d, st);
   if (st) return st;

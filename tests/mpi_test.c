@@ -128,9 +128,20 @@ static void run_mode(const char *alg, const char *opts, const char *mode, const 
     }
   }
   for (int k = 1; k <= 12; k++) {
-    for (int j = 0; j < NP; j++) {
-      rank_grad(&d, j, k, rank, d.g[j], exact);
-      serial_grad(&s, j, k, exact);
+    for (int j = 0; j < NP; j++) serial_grad(&s, j, k, exact);
+    if (strstr(mode, "hook")) {
+      /* as a backward pass would: last layer first, each gradient written
+       * just before it is marked ready (a piece started too early would
+       * reduce stale values; the gradients are poisoned first) */
+      for (int j = 0; j < NP; j++)
+        for (size_t i = 0; i < d.n[j]; i++) d.g[j][i] = 1e6f;
+      for (int j = NP - 1; j >= 0; j--) {
+        rank_grad(&d, j, k, rank, d.g[j], exact);
+        CHECK(optim_mpi_grad_ready(ctx, j) == OPTIM_OK, "grad_ready %d: %s", j,
+              optim_mpi_errmsg(ctx));
+      }
+    } else {
+      for (int j = 0; j < NP; j++) rank_grad(&d, j, k, rank, d.g[j], exact);
     }
     int st = optim_mpi_step(ctx);
     CHECK(st == OPTIM_OK, "step %d: %s", k, optim_mpi_errmsg(ctx));
@@ -296,6 +307,16 @@ int main(int argc, char **argv)
    * and sums to the owners with exact gradients (bitwise) */
   run_mode("adamw", "lr=0.01", "mpi-shard", "1024");
   run_mode("muon", "nonmatrix=adamw", "exact-shard", "1024");
+  /* grad_ready: reductions started during the "backward pass" give the
+   * same results (packed buckets, sums to owners, reduce-scatters) */
+  run_mode("adamw", "lr=0.01", "mpi-hook", "1024");
+  run_mode("adamw", "lr=0.01", "mpi-hook-shard", "2048");
+  run_mode("muon", "nonmatrix=adamw,weight_decay=0.01", "exact-hook", "1024");
+  run_mode("muon", "nonmatrix=adamw", "exact-hook", NULL);
+  /* 10000-byte buckets: every gradient is packed and the third one spans
+   * two buckets, which start only when both its parts are ready */
+  run_mode("adamw", "lr=0.01", "mpi-hook", "10000");
+  run_mode("muon", "nonmatrix=adamw", "exact-hook", "10000");
   /* owner-computes Muon (3 matrices + a vector for the auxiliary AdamW):
    * fewer matrices than ranks at p=4, not divisible at p=2, empty ranks */
   run("muon", "nonmatrix=adamw,weight_decay=0.01", 1, NULL);
