@@ -132,6 +132,9 @@ typedef struct optim_alg {
    * gradient were zero (Muon), instead of being skipped (torch.optim);
    * kernels then see p->grad == NULL. */
   int missing_grad_zero;
+  /* Non-zero: a 2-D whole-tensor parameter may be given a range of whole
+   * rows (optim_param_set_range), stepped as a matrix of its own. */
+  int row_ranges;
 } optim_alg;
 
 /* ---- objects ------------------------------------------------------------------------ */

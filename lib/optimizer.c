@@ -442,10 +442,15 @@ int optim_param_set_range(optim_optimizer *opt, int index, int64_t begin, int64_
     return optim__fail(opt, OPTIM_ERANGE, "%s: range [%lld, %lld) is not within [0, %zu)",
                        p->name, (long long)begin, (long long)end, p->numel);
   const optim_group *g = &opt->groups[p->group];
-  if (g->alg->whole && g->alg->whole(g, p))
-    return optim__fail(opt, OPTIM_EUNSUPPORTED,
-                       "%s: %s updates this tensor as a whole; it cannot step a range",
-                       p->name, g->alg->name);
+  if (g->alg->whole && g->alg->whole(g, p)) {
+    int64_t cols = p->ndim == 2 ? p->shape[1] : 0;
+    if (!g->alg->row_ranges || p->ndim != 2 || begin % cols != 0 || end % cols != 0)
+      return optim__fail(opt, OPTIM_EUNSUPPORTED,
+                         "%s: %s updates this tensor as a whole; it can only step a range "
+                         "of whole rows of a 2-D matrix%s",
+                         p->name, g->alg->name,
+                         g->alg->row_ranges ? "" : ", and not even that");
+  }
   if (optim__param_has_stepped(p))
     return optim__fail(opt, OPTIM_ECONFIG,
                        "%s: set the range before the parameter's first step", p->name);

@@ -108,8 +108,8 @@ static int check_step(optim_optimizer *opt)
   for (int i = 0; i < opt->nparams; i++) {
     optim_param *p = &opt->params[i];
     const optim_group *g = &opt->groups[p->group];
-    int whole = g->alg->whole && g->alg->whole(g, p);
-    size_t es = optim__dtype_size(p->dtype), off = whole ? 0 : p->off;
+    size_t es = optim__dtype_size(p->dtype), off = p->off;
+    (void)g;
     p->kdata = (char *)p->data + off * es;
     p->kgrad = p->grad ? (const char *)p->grad + off * es : NULL;
   }

@@ -17,6 +17,24 @@ int optim_mpi__fail(optim_mpi *d, int status, const char *fmt, ...)
   return status;
 }
 
+void optim_mpi__range(const optim_mpi *d, int i, size_t n, int r, size_t *lo, size_t *hi)
+{
+  size_t p = (size_t)d->size;
+  if (d->rowlen && d->rowlen[i] > 0) {
+    size_t cols = (size_t)d->rowlen[i], rows = n / cols;
+    *lo = rows * (size_t)r / p * cols;
+    *hi = rows * (size_t)(r + 1) / p * cols;
+  } else {
+    *lo = n * (size_t)r / p;
+    *hi = n * (size_t)(r + 1) / p;
+  }
+}
+
+int optim_mpi__ranged(const optim_mpi *d, int i)
+{
+  return (d->rowlen && d->rowlen[i] > 0) || (d->shard_state && d->owner[i] < 0);
+}
+
 int optim_mpi__agree(optim_mpi *d, int status)
 {
   int in[2] = {status, d->rank}, out[2];
@@ -140,6 +158,7 @@ void optim_mpi_destroy(optim_mpi *d)
   optim_mpi__overlap_free(d);
   MPI_Comm_free(&d->comm);
   free(d->owner);
+  free(d->rowlen);
   free(d->bucket);
   free(d->scratch);
   free(d->counts);
@@ -200,11 +219,66 @@ int optim_mpi_set_option(optim_mpi *d, const char *name, const char *value)
       for (int k = 0; k < ndim; k++) n *= shape[k];
       if (on && n / d->size > INT32_MAX - 1)
         return optim_mpi__fail(d, OPTIM_ERANGE, "parameter %d is too large to shard", i);
-      int64_t b = on ? n * d->rank / d->size : 0, e = on ? n * (d->rank + 1) / d->size : n;
+      size_t lo, hi;
+      optim_mpi__range(d, i, (size_t)n, d->rank, &lo, &hi);
+      int64_t b = on ? (int64_t)lo : 0, e = on ? (int64_t)hi : n;
       int st = optim_param_set_range(d->opt, i, b, e);
       if (st) return optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
     }
     d->shard_state = on;
+    return OPTIM_OK;
+  }
+  if (strcmp(name, "blockwise") == 0) {
+    if (strcmp(value, "true") && strcmp(value, "1"))
+      return optim_mpi__fail(d, OPTIM_EINVAL, "blockwise: only 'true' can be set");
+    if (d->steps > 0 || d->blockwise)
+      return optim_mpi__fail(d, OPTIM_ECONFIG, "blockwise must be set once, before the first step");
+    int64_t *rl = calloc((size_t)(d->nparams ? d->nparams : 1), sizeof *rl);
+    if (!rl) return optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
+    /* Check every matrix can be split by rows before changing any. */
+    for (int i = 0; i < d->nparams; i++) {
+      if (d->owner[i] < 0) continue;
+      int ndim;
+      int64_t shape[OPTIM_MAX_DIMS];
+      optim_param_info(d->opt, i, NULL, NULL, NULL, &ndim, shape);
+      if (ndim != 2) {
+        free(rl);
+        return optim_mpi__fail(d, OPTIM_EUNSUPPORTED,
+                               "blockwise: parameter %d is not a 2-D matrix", i);
+      }
+      rl[i] = shape[1];
+    }
+    int64_t *old = d->rowlen;
+    d->rowlen = rl;
+    for (int i = 0; i < d->nparams; i++) {
+      if (rl[i] == 0) continue;
+      int64_t shape[OPTIM_MAX_DIMS];
+      optim_param_info(d->opt, i, NULL, NULL, NULL, NULL, shape);
+      size_t lo, hi;
+      optim_mpi__range(d, i, (size_t)(shape[0] * shape[1]), d->rank, &lo, &hi);
+      optim_param_set_frozen(d->opt, i, 0);
+      int st = optim_param_set_range(d->opt, i, (int64_t)lo, (int64_t)hi);
+      if (st) {
+        optim_mpi__fail(d, st, "blockwise: %s", optim_errmsg(d->opt));
+        /* undo: the earlier matrices go back to whole and owned */
+        for (int j = 0; j < i; j++) {
+          if (rl[j] == 0) continue;
+          int64_t sh[OPTIM_MAX_DIMS];
+          optim_param_info(d->opt, j, NULL, NULL, NULL, NULL, sh);
+          optim_param_set_range(d->opt, j, 0, sh[0] * sh[1]);
+        }
+        for (int j = 0; j <= i; j++)
+          if (rl[j] > 0) optim_param_set_frozen(d->opt, j, d->owner[j] != d->rank);
+        d->rowlen = old;
+        free(rl);
+        return st;
+      }
+    }
+    for (int i = 0; i < d->nparams; i++)
+      if (rl[i] > 0) d->owner[i] = -1;
+    free(old);
+    d->blockwise = 1;
+    d->imbalance = 1;
     return OPTIM_OK;
   }
   if (strcmp(name, "reduce") == 0) {

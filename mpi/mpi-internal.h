@@ -24,6 +24,8 @@ struct optim_mpi {
   double bytes, messages, comm_s, compute_s, reduce_s;
   int reduce_mode;     /* OPTIM_MPI_REDUCE_* */
   int shard_state;     /* element-wise state sharded by ranges (ZeRO-1) */
+  int blockwise;       /* matrices split by rows across ranks */
+  int64_t *rowlen;     /* per parameter: row length if split by rows, else 0 */
   int *counts_ag;      /* 2 * size ints, for the parameter allgathers */
   unsigned char *scratch; /* bucket_bytes, for the ordered reduction */
   int *counts;         /* 4 * size ints, for the ordered reduction */
@@ -43,6 +45,11 @@ int optim_mpi__fail(optim_mpi *d, int status, const char *fmt, ...)
  * among those that failed with it), the others with the failing rank's
  * message. */
 int optim_mpi__agree(optim_mpi *d, int status);
+/* Elements [*lo, *hi) of parameter i (of n elements) that rank r steps
+ * when sharded: whole rows when split by rows, else an even split. */
+void optim_mpi__range(const optim_mpi *d, int i, size_t n, int r, size_t *lo, size_t *hi);
+/* Whether parameter i is stepped by ranges (sharded or split by rows). */
+int optim_mpi__ranged(const optim_mpi *d, int i);
 /* x[0..n) /= number of ranks. */
 void optim_mpi__divide(optim_mpi *d, int dtype, void *x, size_t n);
 /* Complete the reductions grad_ready started (and start the rest). */

@@ -129,7 +129,7 @@ static int plan(optim_mpi *d)
       size_t n = 1, done = 0;
       for (int k = 0; k < ndim; k++) n *= (size_t)shape[k];
       if (n * es >= cap / 2) {
-        int kind = !mpi ? -1 : d->owner[i] >= 0 ? P_OWNER : d->shard_state ? P_RANGES : P_ALL;
+        int kind = !mpi ? -1 : d->owner[i] >= 0 ? P_OWNER : optim_mpi__ranged(d, i) ? P_RANGES : P_ALL;
         if (kind < 0) {
           ov_free(o);
           return optim_mpi__fail(d, OPTIM_ECONFIG, "grad_ready needs reduce=mpi");
@@ -147,7 +147,8 @@ static int plan(optim_mpi *d)
             p->counts = malloc(sizeof *p->counts * (size_t)d->size);
             if (!p->counts) goto oom;
             for (int r = 0; r < d->size; r++) {
-              size_t lo = n * (size_t)r / (size_t)d->size, hi = n * (size_t)(r + 1) / (size_t)d->size;
+              size_t lo, hi;
+              optim_mpi__range(d, i, n, r, &lo, &hi);
               size_t a = lo > off ? lo : off, b = hi < off + p->cnt ? hi : off + p->cnt;
               p->counts[r] = b > a ? (int)(b - a) : 0;
               if (r == d->rank) {

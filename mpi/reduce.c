@@ -125,7 +125,7 @@ static int reduce_to_owner(optim_mpi *d, int dtype, void *g, size_t n, int owner
 /* Large sharded element-wise gradients: each rank needs the sum over its
  * own range only (MPI_Reduce_scatter, a bucket at a time; each rank's
  * block is the part of its range inside the bucket). */
-static int reduce_to_ranges(optim_mpi *d, int dtype, void *g, size_t n)
+static int reduce_to_ranges(optim_mpi *d, int dtype, void *g, size_t n, int param)
 {
   size_t es = dtype == OPTIM_FLOAT32 ? 4 : 8, step = d->bucket_bytes / es;
   MPI_Datatype t = dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE;
@@ -134,7 +134,8 @@ static int reduce_to_ranges(optim_mpi *d, int dtype, void *g, size_t n)
   for (size_t o = 0; o < n; o += step) {
     size_t cnt = n - o < step ? n - o : step, mine = 0, at = 0;
     for (int r = 0; r < p; r++) {
-      size_t lo = n * (size_t)r / (size_t)p, hi = n * (size_t)(r + 1) / (size_t)p;
+      size_t lo, hi;
+      optim_mpi__range(d, param, n, r, &lo, &hi);
       size_t a = lo > o ? lo : o, b = hi < o + cnt ? hi : o + cnt;
       rc[r] = b > a ? (int)(b - a) : 0;
       if (r == d->rank) {
@@ -199,8 +200,8 @@ int optim_mpi__average(optim_mpi *d)
           if (st) return st;
           continue;
         }
-        if (d->reduce_mode == OPTIM_MPI_REDUCE_MPI && d->shard_state) {
-          int st = reduce_to_ranges(d, dtype, (void *)g, n);
+        if (d->reduce_mode == OPTIM_MPI_REDUCE_MPI && optim_mpi__ranged(d, i)) {
+          int st = reduce_to_ranges(d, dtype, (void *)g, n, i);
           if (st) return st;
           continue;
         }

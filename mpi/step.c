@@ -38,8 +38,10 @@ static int gather_shards(optim_mpi *d, int index)
   for (int k = 0; k < ndim; k++) n *= shape[k];
   int *cnt = d->counts_ag, *dsp = d->counts_ag + d->size;
   for (int r = 0; r < d->size; r++) {
-    dsp[r] = (int)(n * r / d->size);
-    cnt[r] = (int)(n * (r + 1) / d->size) - dsp[r];
+    size_t lo, hi;
+    optim_mpi__range(d, index, (size_t)n, r, &lo, &hi);
+    dsp[r] = (int)lo;
+    cnt[r] = (int)(hi - lo);
   }
   MPI_Datatype t = dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE;
   int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, t, data, cnt, dsp, t, d->comm);
@@ -111,6 +113,8 @@ int optim_mpi_step(optim_mpi *d)
     const void *g;
     optim_param_buffers(d->opt, i, NULL, &g);
     if (d->owner[i] >= 0) st = share(d, i);
+    else if (d->rowlen && d->rowlen[i] > 0) st = gather_shards(d, i); /* (stepped even
+                                                                       * without gradient) */
     else if (d->shard_state && g != NULL) st = gather_shards(d, i);
   }
   d->comm_s += MPI_Wtime() - t2;

@@ -222,6 +222,68 @@ static void bad_attach(void)
   model_free(&d);
 }
 
+/* Blockwise Muon: each rank orthogonalizes its block of rows of every
+ * matrix, as a matrix of its own; equal, bit for bit, to a serial Muon
+ * whose matrices are registered as those row blocks. */
+static void blockwise(const char *bucket)
+{
+  model d, r;
+  optim_mpi *ctx = NULL;
+  const char *opts = "nonmatrix=adamw,weight_decay=0.01";
+  model_init(&d, "muon", opts);
+  CHECK(optim_mpi_create(d.opt, MPI_COMM_WORLD, &ctx) == OPTIM_OK, "create");
+  if (bucket) optim_mpi_set_option(ctx, "bucket_bytes", bucket);
+  CHECK(optim_mpi_set_option(ctx, "blockwise", "true") == OPTIM_OK, "blockwise: %s",
+        optim_mpi_errmsg(ctx));
+  CHECK(optim_mpi_set_option(ctx, "blockwise", "true") == OPTIM_ECONFIG, "blockwise twice");
+  /* reference: the same buffers layout, matrices registered by row block */
+  memset(&r, 0, sizeof r);
+  int grp;
+  optim_create(&r.opt);
+  optim_add_group(r.opt, "muon", &grp);
+  optim_configure(r.opt, grp, opts);
+  for (int j = 0; j < NP; j++) {
+    r.n[j] = (size_t)(shapes[j][0] * shapes[j][1]);
+    r.p[j] = malloc(sizeof(float) * r.n[j]);
+    r.g[j] = malloc(sizeof(float) * r.n[j]);
+    memcpy(r.p[j], d.p[j], sizeof(float) * r.n[j]);
+    char name[16];
+    if (shapes[j][1] == 1) {
+      snprintf(name, sizeof name, "p%d", j);
+      optim_add_param(r.opt, grp, name, OPTIM_FLOAT32, 1, shapes[j], r.p[j], r.g[j], NULL);
+      continue;
+    }
+    int64_t rows = shapes[j][0], cols = shapes[j][1];
+    for (int q = 0; q < size; q++) {
+      int64_t lo = rows * q / size, hi = rows * (q + 1) / size;
+      if (hi == lo) continue;
+      int64_t sh[2] = {hi - lo, cols};
+      snprintf(name, sizeof name, "p%db%d", j, q);
+      CHECK(optim_add_param(r.opt, grp, name, OPTIM_FLOAT32, 2, sh, r.p[j] + lo * cols,
+                            r.g[j] + lo * cols, NULL) == OPTIM_OK,
+            "%s", optim_errmsg(r.opt));
+    }
+  }
+  for (int k = 1; k <= 8; k++) {
+    for (int j = 0; j < NP; j++) {
+      rank_grad(&d, j, k, rank, d.g[j], 1);
+      serial_grad(&r, j, k, 1);
+    }
+    CHECK(optim_mpi_step(ctx) == OPTIM_OK, "blockwise step: %s", optim_mpi_errmsg(ctx));
+    CHECK(optim_step(r.opt) == OPTIM_OK, "reference step");
+  }
+  for (int j = 0; j < NP; j++)
+    CHECK(memcmp(d.p[j], r.p[j], sizeof(float) * d.n[j]) == 0,
+          "blockwise p=%d: parameter %d differs from the row-block reference", size, j);
+  optim_mpi_destroy(ctx);
+  model_free(&d);
+  optim_destroy(r.opt);
+  for (int j = 0; j < NP; j++) {
+    free(r.p[j]);
+    free(r.g[j]);
+  }
+}
+
 /* Save at P ranks, load at P, P-1 and 1 ranks (sub-communicators), and
  * continue: bit-identical to an uninterrupted serial run (gradients are
  * the same exact dyadic values on every rank, so every average is exact). */
@@ -321,6 +383,8 @@ int main(int argc, char **argv)
    * fewer matrices than ranks at p=4, not divisible at p=2, empty ranks */
   run("muon", "nonmatrix=adamw,weight_decay=0.01", 1, NULL);
   run("normuon", "nonmatrix=adamw", 1, "4096");
+  blockwise(NULL);   /* small gradients: allreduced */
+  blockwise("1024"); /* large ones: reduce-scattered to the row blocks */
   one_rank_fails();
   bad_attach();
   {

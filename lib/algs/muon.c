@@ -93,24 +93,33 @@ static double cost(const optim_group *g, const optim_param *p)
   return (double)batch * optim__ns_flops(rows, cols, (int)hp_i(g, NS_STEPS));
 }
 
+/* A parameter with a range of rows (blockwise distribution) is stepped as a
+ * matrix of its own: momentum, NS and scale of the row block. */
 static int param_step(const optim_group *g, optim_param *p, void *work)
 {
   int64_t batch, rows, cols;
   optim__matrix_view(p, &batch, &rows, &cols);
-  size_t ubytes = p->numel * optim__dtype_size(p->dtype);
+  int block = p->len != p->numel;
+  if (block) {
+    if (p->len == 0) return 0;
+    rows = (int64_t)p->len / p->shape[1];
+    cols = p->shape[1];
+  }
+  size_t ubytes = p->len * optim__dtype_size(p->dtype);
   void *u = work;
   void *nswork = (char *)work + ((ubytes + 63) & ~(size_t)63);
   double beta = hp_d(g, MOMENTUM), lr = hp_d(g, LR);
   int nest = (int)hp_i(g, NESTEROV);
-  optim__momentum_lerp(p->dtype, p->state[1].buf, p->grad, u, p->numel, beta, nest,
+  optim__momentum_lerp(p->dtype, p->state[1].buf, p->kgrad, u, p->len, beta, nest,
                        p->zero_nonfinite);
   optim__ns(p->dtype, ns_prec(g, p), u, u, batch, rows, cols, (int)hp_i(g, NS_STEPS),
             (int)hp_i(g, NS_COEFFICIENTS), nswork);
-  double scale = hp_i(g, LR_ADJUST) == ADJ_REFERENCE
-                     ? optim__muon_scale(p)
-                     : 0.2 * sqrt((double)(rows > cols ? rows : cols));
+  double scale;
+  if (hp_i(g, LR_ADJUST) != ADJ_REFERENCE) scale = 0.2 * sqrt((double)(rows > cols ? rows : cols));
+  else if (block) scale = sqrt(rows > cols ? (double)rows / (double)cols : 1.0);
+  else scale = optim__muon_scale(p);
   double decay = 1 - lr * hp_d(g, WEIGHT_DECAY);
-  optim__apply_update(p->dtype, p->data, u, p->numel, lr, decay, scale);
+  optim__apply_update(p->dtype, p->kdata, u, p->len, lr, decay, scale);
   return 0;
 }
 
@@ -128,4 +137,5 @@ const optim_alg optim__alg_muon = {
   .workspace = workspace,
   .cost = cost,
   .missing_grad_zero = 1,
+  .row_ranges = 1,
 };
