@@ -113,12 +113,8 @@ int optim_mpi_create(optim_optimizer *opt, MPI_Comm comm, optim_mpi **out)
     d->scratch = malloc(d->bucket_bytes + 64);
     d->counts = malloc(sizeof *d->counts * 4 * (size_t)d->size);
     d->counts_ag = malloc(sizeof *d->counts_ag * 2 * (size_t)d->size);
-    d->seg_idx = malloc(sizeof *d->seg_idx * OPTIM_MPI_MAXSEG);
-    d->seg_off = malloc(sizeof *d->seg_off * OPTIM_MPI_MAXSEG);
-    d->seg_len = malloc(sizeof *d->seg_len * OPTIM_MPI_MAXSEG);
     double *cost = calloc((size_t)(d->nparams ? d->nparams : 1), sizeof *cost);
-    if (!d->owner || !d->bucket || !d->scratch || !d->counts || !d->counts_ag || !d->seg_idx ||
-        !d->seg_off || !d->seg_len || !cost)
+    if (!d->owner || !d->bucket || !d->scratch || !d->counts || !d->counts_ag || !cost)
       st = optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
     for (int i = 0; st == OPTIM_OK && i < d->nparams; i++) optim_param_cost(opt, i, &cost[i]);
     if (st == OPTIM_OK) {
@@ -163,9 +159,6 @@ void optim_mpi_destroy(optim_mpi *d)
   free(d->scratch);
   free(d->counts);
   free(d->counts_ag);
-  free(d->seg_idx);
-  free(d->seg_off);
-  free(d->seg_len);
   d->magic = 0;
   free(d);
 }

@@ -30,9 +30,6 @@ struct optim_mpi {
   unsigned char *scratch; /* bucket_bytes, for the ordered reduction */
   int *counts;         /* 4 * size ints, for the ordered reduction */
   struct optim_mpi_overlap *ov; /* grad_ready plan of the step under way */
-  /* segments of the current bucket: parameter, offset, length */
-  int *seg_idx;
-  size_t *seg_off, *seg_len;
   char errmsg[512];
 };
 #define OPTIM_MPI_MAXSEG 4096
@@ -52,6 +49,8 @@ void optim_mpi__range(const optim_mpi *d, int i, size_t n, int r, size_t *lo, si
 int optim_mpi__ranged(const optim_mpi *d, int i);
 /* x[0..n) /= number of ranks. */
 void optim_mpi__divide(optim_mpi *d, int dtype, void *x, size_t n);
+/* The rank-ordered average of x[0..cnt) across ranks, in place. */
+int optim_mpi__ordered(optim_mpi *d, int dtype, void *x, size_t cnt);
 /* Complete the reductions grad_ready started (and start the rest). */
 int optim_mpi__overlap_finish(optim_mpi *d);
 void optim_mpi__overlap_free(optim_mpi *d);

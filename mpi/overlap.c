@@ -1,9 +1,11 @@
-/* overlap.c - optim_mpi_grad_ready: start reducing gradient buckets while
- * the caller's backward pass is still producing the others.
+/* overlap.c - gradient averaging, and optim_mpi_grad_ready, which starts
+ * reducing gradient buckets while the caller's backward pass is still
+ * producing the others.
  *
- * At the first call of a step the averaging of mpi/reduce.c is laid out as
- * a list of pieces (packed buckets of small gradients, bucket-sized chunks
- * of large ones), in the same order on every rank.  A piece starts, with a
+ * The averaging is laid out as a list of pieces (packed buckets of small
+ * gradients in registration order, bucket-sized chunks of large ones), in
+ * the same order on every rank: by the first grad_ready of a step, or by
+ * optim_mpi_step when there was none.  A piece starts, with a
  * nonblocking collective, once all its parameters are ready and every
  * earlier piece has started, so all ranks start collectives in the same
  * order whatever order they mark gradients in.  optim_mpi_step starts the
@@ -14,7 +16,7 @@
 
 #include "mpi-internal.h"
 
-enum { P_PACKED, P_ALL, P_OWNER, P_RANGES };
+enum { P_PACKED, P_ALL, P_OWNER, P_RANGES, P_ORDERED };
 
 typedef struct piece {
   int kind, dtype;
@@ -36,6 +38,7 @@ struct optim_mpi_overlap {
   int nseg, cap_seg;
   unsigned char *ready;
   int *first, *last;     /* pieces of each parameter: [first, last] */
+  int blocking;          /* no grad_ready this step: blocking collectives */
 };
 
 static void ov_free(struct optim_mpi_overlap *o)
@@ -129,11 +132,8 @@ static int plan(optim_mpi *d)
       size_t n = 1, done = 0;
       for (int k = 0; k < ndim; k++) n *= (size_t)shape[k];
       if (n * es >= cap / 2) {
-        int kind = !mpi ? -1 : d->owner[i] >= 0 ? P_OWNER : optim_mpi__ranged(d, i) ? P_RANGES : P_ALL;
-        if (kind < 0) {
-          ov_free(o);
-          return optim_mpi__fail(d, OPTIM_ECONFIG, "grad_ready needs reduce=mpi");
-        }
+        int kind = !mpi ? P_ORDERED
+                        : d->owner[i] >= 0 ? P_OWNER : optim_mpi__ranged(d, i) ? P_RANGES : P_ALL;
         for (size_t off = 0; off < n; off += cap / es) {
           piece *p = add_piece(o);
           if (!p) goto oom;
@@ -163,15 +163,11 @@ static int plan(optim_mpi *d)
         }
         continue;
       }
-      if (!mpi) {
-        ov_free(o);
-        return optim_mpi__fail(d, OPTIM_ECONFIG, "grad_ready needs reduce=mpi");
-      }
       while (done < n) {
         if (cur == NULL) {
           cur = add_piece(o);
           if (!cur) goto oom;
-          cur->kind = P_PACKED;
+          cur->kind = mpi ? P_PACKED : P_ORDERED;
           cur->dtype = dtype;
           cur->first_seg = o->nseg;
           used = 0;
@@ -191,7 +187,7 @@ static int plan(optim_mpi *d)
   }
   /* packed buckets get their own buffers: several can be in flight */
   for (int k = 0; k < o->n; k++)
-    if (o->p[k].kind == P_PACKED) {
+    if (o->p[k].kind == P_PACKED || (o->p[k].kind == P_ORDERED && o->p[k].nseg > 0)) {
       size_t es = o->p[k].dtype == OPTIM_FLOAT32 ? 4 : 8;
       o->p[k].buf = malloc(o->p[k].cnt * es + 1);
       if (!o->p[k].buf) goto oom;
@@ -209,7 +205,7 @@ static int start(optim_mpi *d, piece *p)
   MPI_Datatype t = p->dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE;
   struct optim_mpi_overlap *o = d->ov;
   int e;
-  if (p->kind == P_PACKED) {
+  if (p->nseg > 0) { /* packed: copy the gradients in */
     size_t pos = 0;
     for (int s = p->first_seg; s < p->first_seg + p->nseg; s++) {
       const void *g;
@@ -217,6 +213,30 @@ static int start(optim_mpi *d, piece *p)
       memcpy(p->buf + pos, (const char *)g + o->seg_off[s] * es, o->seg_len[s] * es);
       pos += o->seg_len[s] * es;
     }
+  }
+  if (p->kind == P_ORDERED) {
+    e = MPI_SUCCESS; /* blocking, in order, when the step finishes the pieces */
+  } else if (o->blocking) {
+    /* (MPI's blocking collectives are tuned; its nonblocking ones are
+     * often slower, so they are only used to overlap) */
+    double t0 = MPI_Wtime();
+    if (p->kind == P_PACKED) {
+      e = MPI_Allreduce(MPI_IN_PLACE, p->buf, (int)p->cnt, t, MPI_SUM, d->comm);
+    } else {
+      const void *g;
+      optim_param_buffers(d->opt, p->param, NULL, &g);
+      char *x = (char *)g + p->off * es;
+      int owner = d->owner[p->param];
+      if (p->kind == P_ALL)
+        e = MPI_Allreduce(MPI_IN_PLACE, x, (int)p->cnt, t, MPI_SUM, d->comm);
+      else if (p->kind == P_OWNER)
+        e = MPI_Reduce(d->rank == owner ? MPI_IN_PLACE : x, x, (int)p->cnt, t, MPI_SUM, owner,
+                       d->comm);
+      else
+        e = MPI_Reduce_scatter(x, p->buf, p->counts, t, MPI_SUM, d->comm);
+    }
+    d->comm_s += MPI_Wtime() - t0;
+  } else if (p->kind == P_PACKED) {
     e = MPI_Iallreduce(MPI_IN_PLACE, p->buf, (int)p->cnt, t, MPI_SUM, d->comm, &p->req);
   } else {
     const void *g;
@@ -232,7 +252,7 @@ static int start(optim_mpi *d, piece *p)
       e = MPI_Ireduce_scatter(x, p->buf, p->counts, t, MPI_SUM, d->comm, &p->req);
   }
   if (e != MPI_SUCCESS) return optim_mpi__fail(d, OPTIM_EMPI, "a nonblocking reduction failed");
-  double f = p->kind == P_ALL || p->kind == P_PACKED ? 2.0 : 1.0;
+  double f = p->kind == P_ALL || p->kind == P_PACKED || p->kind == P_ORDERED ? 2.0 : 1.0;
   d->bytes += f * (double)(d->size - 1) / (double)d->size * (double)(p->cnt * es);
   d->messages += f * (d->size - 1);
   return OPTIM_OK;
@@ -256,6 +276,8 @@ int optim_mpi_grad_ready(optim_mpi *d, int index)
   d->errmsg[0] = '\0';
   if (index < 0 || index >= d->nparams)
     return optim_mpi__fail(d, OPTIM_EINVAL, "parameter %d does not exist", index);
+  if (d->reduce_mode != OPTIM_MPI_REDUCE_MPI)
+    return optim_mpi__fail(d, OPTIM_ECONFIG, "grad_ready needs reduce=mpi");
   if (d->size == 1) return OPTIM_OK;
   if (d->ov == NULL) {
     d->bytes = d->messages = d->comm_s = d->compute_s = d->reduce_s = 0;
@@ -287,8 +309,17 @@ int optim_mpi__overlap_finish(optim_mpi *d)
       st = optim_mpi__fail(d, OPTIM_EMPI, "a nonblocking reduction failed");
     if (st) continue;
     size_t es = p->dtype == OPTIM_FLOAT32 ? 4 : 8;
-    if (p->kind == P_PACKED) {
-      optim_mpi__divide(d, p->dtype, p->buf, p->cnt);
+    if (p->kind == P_ORDERED) {
+      const void *g = NULL;
+      if (p->nseg == 0) optim_param_buffers(d->opt, p->param, NULL, &g);
+      double t1 = MPI_Wtime();
+      st = optim_mpi__ordered(d, p->dtype, p->nseg ? (void *)p->buf : (char *)g + p->off * es,
+                              p->cnt);
+      d->comm_s += MPI_Wtime() - t1;
+      if (st) continue;
+    }
+    if (p->kind == P_PACKED || (p->kind == P_ORDERED && p->nseg > 0)) {
+      if (p->kind == P_PACKED) optim_mpi__divide(d, p->dtype, p->buf, p->cnt);
       size_t pos = 0;
       for (int s = p->first_seg; s < p->first_seg + p->nseg; s++) {
         const void *g;
@@ -296,7 +327,7 @@ int optim_mpi__overlap_finish(optim_mpi *d)
         memcpy((char *)g + o->seg_off[s] * es, p->buf + pos, o->seg_len[s] * es);
         pos += o->seg_len[s] * es;
       }
-    } else {
+    } else if (p->kind != P_ORDERED) {
       const void *g;
       optim_param_buffers(d->opt, p->param, NULL, &g);
       if (p->kind == P_ALL || (p->kind == P_OWNER && d->rank == d->owner[p->param])) {
@@ -309,4 +340,17 @@ int optim_mpi__overlap_finish(optim_mpi *d)
   }
   optim_mpi__overlap_free(d);
   return st;
+}
+
+int optim_mpi__average(optim_mpi *d)
+{
+  if (d->size == 1) return OPTIM_OK; /* the average of one gradient is itself */
+  /* every rank must have its plan before any starts a collective */
+  int st = optim_mpi__agree(d, plan(d));
+  if (st) {
+    optim_mpi__overlap_free(d);
+    return st;
+  }
+  d->ov->blocking = 1;
+  return optim_mpi__overlap_finish(d);
 }

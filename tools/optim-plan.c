@@ -4,7 +4,7 @@
  * The plan is the library's own: mpi/plan.c (greedy LPT) over the costs
  * lib/ns.c's optim__ns_flops gives (the cost Muon, NorMuon and ROOT report
  * through optim_param_cost), both compiled into this tool.  The gradient
- * buckets follow mpi/reduce.c and the broadcasts mpi/step.c. */
+ * buckets follow mpi/overlap.c and the broadcasts mpi/step.c. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <getopt.h>
@@ -248,7 +248,7 @@ static int run(const model *M, const mat *m, int n)
     if (load[r] > maxload) maxload = load[r];
   double mean = total / M->p, speedup = maxload > 0 ? total / maxload : 1;
 
-  /* Gradient averaging, bucket by bucket as mpi/reduce.c does it. */
+  /* Gradient averaging, bucket by bucket as mpi/overlap.c does it. */
   size_t es = (size_t)M->es, cap = M->bucket / es * es, used = 0;
   int nseg = 0;
   double ar_calls = 0, ar_bytes = 0, ar_s = 0, ar_lat = 0;
