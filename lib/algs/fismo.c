@@ -54,13 +54,8 @@ static int is_matrix(const optim_group *g, const optim_param *p)
 
 static int accept(const optim_group *g, const optim_param *p, char *msg, size_t size)
 {
-  if (p->ndim == 2 && optim__matrix_fits(p, "fismo", msg, size) != OPTIM_OK) return OPTIM_EUNSUPPORTED;
-  if (p->ndim == 2 || hp_i(g, NONMATRIX) == NONMATRIX_ADAMW) return OPTIM_OK;
-  snprintf(msg, size,
-           "fismo: '%s' has %d dimensions; FISMO preconditions 2-D matrices: register it "
-           "in another group, or set nonmatrix=adamw",
-           p->name, p->ndim);
-  return OPTIM_EUNSUPPORTED;
+  return optim__matrix_accept(p, p->ndim == 2, hp_i(g, NONMATRIX) == NONMATRIX_ADAMW, "fismo",
+                              "2-D matrices only", msg, size);
 }
 
 static void layout(const optim_group *g, const optim_param *p, state_layout *out)

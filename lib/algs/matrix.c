@@ -26,6 +26,18 @@ int optim__matrix_fits(const optim_param *p, const char *alg, char *msg, size_t 
   return OPTIM_EUNSUPPORTED;
 }
 
+int optim__matrix_accept(const optim_param *p, int matrix, int routed, const char *alg,
+                         const char *what, char *msg, size_t size)
+{
+  if (matrix) return optim__matrix_fits(p, alg, msg, size);
+  if (routed) return OPTIM_OK;
+  snprintf(msg, size,
+           "%s: '%s' has %d dimension%s; %s updates %s: register it in another group "
+           "(adamw, say), or set nonmatrix=adamw to give it %s's AdamW",
+           alg, p->name, p->ndim, p->ndim == 1 ? "" : "s", alg, what, alg);
+  return OPTIM_EUNSUPPORTED;
+}
+
 double optim__muon_scale(const optim_param *p)
 {
   double r = (double)p->shape[p->ndim - 2] / (double)p->shape[p->ndim - 1];

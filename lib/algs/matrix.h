@@ -18,6 +18,12 @@ void optim__matrix_view(const optim_param *p, int64_t *batch, int64_t *rows, int
  * large for BLAS's int sizes (2^31 elements or more). */
 int optim__matrix_fits(const optim_param *p, const char *alg, char *msg, size_t size);
 
+/* The admission rule of the matrix optimizers: a matrix (as the algorithm
+ * defines one: `matrix`) must fit BLAS's int sizes; any other tensor needs
+ * nonmatrix=adamw (`routed`).  `what` names what the algorithm takes. */
+int optim__matrix_accept(const optim_param *p, int matrix, int routed, const char *alg,
+                         const char *what, char *msg, size_t size);
+
 /* Muon's update scale sqrt(max(1, rows/cols)) from the parameter's own last
  * two dims (for a conv weight kh/kw, not the flattened matrix's ratio: the
  * reference's quirk, reproduced). */

@@ -43,14 +43,8 @@ static int is_matrix(const optim_group *g, const optim_param *p)
 
 static int accept(const optim_group *g, const optim_param *p, char *msg, size_t size)
 {
-  if (p->ndim >= 2 && optim__matrix_fits(p, "muon", msg, size) != OPTIM_OK) return OPTIM_EUNSUPPORTED;
-  if (p->ndim >= 2 || hp_i(g, NONMATRIX) == NONMATRIX_ADAMW) return OPTIM_OK;
-  snprintf(msg, size,
-           "muon: '%s' has %d dimension (%lld elements); Muon orthogonalizes matrices: "
-           "register it in an adamw group, or set nonmatrix=adamw to route it to "
-           "Muon's auxiliary AdamW",
-           p->name, p->ndim, (long long)p->numel);
-  return OPTIM_EUNSUPPORTED;
+  return optim__matrix_accept(p, p->ndim >= 2, hp_i(g, NONMATRIX) == NONMATRIX_ADAMW, "muon",
+                              "matrices (2-D, 3-D batches, 4-D convolutions)", msg, size);
 }
 
 static void layout(const optim_group *g, const optim_param *p, state_layout *out)

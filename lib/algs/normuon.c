@@ -45,15 +45,10 @@ static int is_matrix(const optim_group *g, const optim_param *p)
 
 static int accept(const optim_group *g, const optim_param *p, char *msg, size_t size)
 {
-  if (p->ndim >= 2 && optim__matrix_fits(p, "normuon", msg, size) != OPTIM_OK) return OPTIM_EUNSUPPORTED;
-  if (p->ndim < 2 && hp_i(g, NONMATRIX) != NONMATRIX_ADAMW) {
-    snprintf(msg, size,
-             "normuon: '%s' has %d dimension; NorMuon orthogonalizes matrices: register it "
-             "in an adamw group, or set nonmatrix=adamw",
-             p->name, p->ndim);
-    return OPTIM_EUNSUPPORTED;
-  }
-  if (p->ndim == 4 && hp_i(g, VARIANT) == VARIANT_PAPER) {
+  int st = optim__matrix_accept(p, p->ndim >= 2, hp_i(g, NONMATRIX) == NONMATRIX_ADAMW,
+                                "normuon", "matrices (2-D, 3-D batches, 4-D convolutions)", msg,
+                                size);
+  if (st == OPTIM_OK && p->ndim == 4 && hp_i(g, VARIANT) == VARIANT_PAPER) {
     snprintf(msg, size,
              "normuon: '%s' is 4-D; variant=paper is defined for matrices and batches of "
              "them (use variant=reference, which normalizes conv weights as the authors' "
@@ -61,7 +56,7 @@ static int accept(const optim_group *g, const optim_param *p, char *msg, size_t 
              p->name);
     return OPTIM_EUNSUPPORTED;
   }
-  return OPTIM_OK;
+  return st;
 }
 
 static void layout(const optim_group *g, const optim_param *p, state_layout *out)

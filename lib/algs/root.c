@@ -47,13 +47,8 @@ static int is_matrix(const optim_group *g, const optim_param *p)
 
 static int accept(const optim_group *g, const optim_param *p, char *msg, size_t size)
 {
-  if (p->ndim == 2 && optim__matrix_fits(p, "root", msg, size) != OPTIM_OK) return OPTIM_EUNSUPPORTED;
-  if (p->ndim == 2 || hp_i(g, NONMATRIX) == NONMATRIX_ADAMW) return OPTIM_OK;
-  snprintf(msg, size,
-           "root: '%s' has %d dimensions; ROOT orthogonalizes 2-D matrices only: set "
-           "nonmatrix=adamw to give it ROOT's internal AdamW",
-           p->name, p->ndim);
-  return OPTIM_EUNSUPPORTED;
+  return optim__matrix_accept(p, p->ndim == 2, hp_i(g, NONMATRIX) == NONMATRIX_ADAMW, "root",
+                              "2-D matrices only", msg, size);
 }
 
 static void layout(const optim_group *g, const optim_param *p, state_layout *out)
