@@ -5,7 +5,8 @@
  *                      u64 meta length, u64 data length, u32 meta CRC-32,
  *                      u32 CRC-32 of the preceding 36 header bytes
  *   meta:  groups (algorithm, counters, every hyperparameter by name) and
- *          parameters (name, group, dtype, shape, state entries; buffers
+ *          parameters (name, group, dtype, shape, the stepped range
+ *          (optim_param_set_range), state entries; buffers
  *          as offset, length and CRC-32 into the data section)
  *   data:  the state buffers, back to back
  * A file is written to a temporary name in the same directory, fsync'ed,
@@ -162,6 +163,8 @@ int optim_save(optim_optimizer *opt, const char *path)
     put_u32(&m, (uint32_t)p->dtype);
     put_u32(&m, (uint32_t)p->ndim);
     for (int d = 0; d < p->ndim; d++) put_i64(&m, p->shape[d]);
+    put_u64(&m, p->off);
+    put_u64(&m, p->len);
     put_u32(&m, (uint32_t)p->nstate);
     for (int k = 0; k < p->nstate; k++) {
       const state_entry *e = &p->state[k];
@@ -255,8 +258,10 @@ done:
 
 typedef struct loaded_param {
   int index;                       /* parameter in the optimizer */
+  size_t off, len;                 /* the range the file's state covers */
   int nstate;
   state_entry state[OPTIM_MAX_STATE];
+  unsigned char ranged[OPTIM_MAX_STATE]; /* buffer of the range's length */
 } loaded_param;
 
 typedef struct loaded_group {
@@ -485,6 +490,12 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
                        "%s: parameter '%s' differs in group, dtype or shape", path, p->name);
       break;
     }
+    uint64_t foff = get_u64(&r), flen = get_u64(&r);
+    if (r.bad) break;
+    if (foff > p->numel || flen > p->numel - foff) {
+      st = optim__fail(opt, OPTIM_ECORRUPT, "%s: bad range for '%s'", path, p->name);
+      break;
+    }
     /* Expected layout under the file's hyperparameters. */
     optim_group tmpg = opt->groups[p->group];
     tmpg.hp = lg[p->group].hp;
@@ -498,6 +509,8 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
       break;
     }
     loaded_param *L = &lp[np_loaded - 1];
+    L->off = (size_t)foff;
+    L->len = (size_t)flen;
     for (uint32_t k = 0; k < ns && !r.bad; k++) {
       const char *sname = get_str(&r, &len);
       uint32_t kind = get_u32(&r);
@@ -510,7 +523,8 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
       state_entry *e = &L->state[k];
       e->name = lay.name[k];
       e->kind = (int)kind;
-      e->count = kind == OPTIM_STATE_BUFFER ? (lay.count[k] ? lay.count[k] : p->len) : 0;
+      L->ranged[k] = kind == OPTIM_STATE_BUFFER && lay.count[k] == 0;
+      e->count = kind == OPTIM_STATE_BUFFER ? (lay.count[k] ? lay.count[k] : L->len) : 0;
       size_t bytes = e->count * optim__dtype_size(p->dtype);
       L->nstate = (int)k + 1;
       if (kind == OPTIM_STATE_SCALAR) {
@@ -546,6 +560,39 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
   free(seen);
   if (st == OPTIM_OK && (r.bad || r.off != r.n))
     st = optim__fail(opt, OPTIM_ECORRUPT, "%s: meta section is malformed", path);
+  if (st != OPTIM_OK) goto out;
+
+  /* State saved for another range of a parameter (a shard of another rank
+   * count): its buffers become buffers of this range, holding the file's
+   * values where the two ranges overlap and the current values (zero for
+   * an entry the parameter does not have yet) elsewhere. */
+  for (int i = 0; st == OPTIM_OK && i < np_loaded; i++) {
+    loaded_param *L = &lp[i];
+    const optim_param *p = &opt->params[L->index];
+    if ((select && !select[L->index]) || (L->off == p->off && L->len == p->len)) continue;
+    size_t es = optim__dtype_size(p->dtype);
+    size_t lo = L->off > p->off ? L->off : p->off;
+    size_t hi = L->off + L->len < p->off + p->len ? L->off + L->len : p->off + p->len;
+    for (int k = 0; k < L->nstate; k++) {
+      state_entry *e = &L->state[k];
+      if (!L->ranged[k]) continue;
+      void *nb = optim__buf_alloc(p->len ? p->len * es : 1, 1, k);
+      if (!nb) {
+        st = optim__fail(opt, OPTIM_ENOMEM, "out of memory");
+        break;
+      }
+      for (int c = 0; c < p->nstate; c++)
+        if (strcmp(p->state[c].name, e->name) == 0 && p->state[c].kind == OPTIM_STATE_BUFFER &&
+            p->state[c].count == p->len)
+          memcpy(nb, p->state[c].buf, p->len * es);
+      if (lo < hi)
+        memcpy((char *)nb + (lo - p->off) * es, (const char *)e->buf + (lo - L->off) * es,
+               (hi - lo) * es);
+      optim__buf_free(e->buf);
+      e->buf = nb;
+      e->count = p->len;
+    }
+  }
   if (st != OPTIM_OK) goto out;
 
   /* A partial load keeps the optimizer's settings: the selected

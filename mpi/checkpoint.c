@@ -1,11 +1,14 @@
 /* checkpoint.c - distributed checkpoints: every rank writes its optimizer
  * (a core checkpoint; only the state it owns or replicates is meaningful)
  * to PREFIX.shardR, and rank 0 then writes the manifest PREFIX: the rank
- * count, each shard's size and FNV-1a hash, and every parameter's owner.
- * The manifest is written last, atomically, so its presence commits the
- * checkpoint.  Loading on any number of ranks re-plans ownership: each rank
- * restores settings, counters and element-wise state from one shard, and
- * the state of the matrices it now owns from their old owners' shards. */
+ * count, each shard's size and FNV-1a hash, every parameter's owner and,
+ * for a parameter stepped by ranges (shard_state, blockwise), the range of
+ * elements each rank kept state for.  The manifest is written last,
+ * atomically, so its presence commits the checkpoint.  Loading on any
+ * number of ranks re-plans ownership: each rank restores settings, counters
+ * and replicated state from one shard, the state of the matrices it now
+ * owns from their old owners' shards, and the state of its (new) range of
+ * each ranged parameter from every old shard whose range overlaps it. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -78,8 +81,18 @@ int optim_mpi_save(optim_mpi *d, const char *prefix)
       fprintf(f, "params %d\n", d->nparams);
       for (int i = 0; i < d->nparams; i++) {
         const char *name;
-        optim_param_info(d->opt, i, &name, NULL, NULL, NULL, NULL);
-        fprintf(f, "param %d %d %s\n", i, d->owner[i], name);
+        int ndim;
+        int64_t shape[OPTIM_MAX_DIMS], n = 1;
+        optim_param_info(d->opt, i, &name, NULL, NULL, &ndim, shape);
+        for (int k = 0; k < ndim; k++) n *= shape[k];
+        int ranged = optim_mpi__ranged(d, i);
+        fprintf(f, "param %d %d %s %d", i, d->owner[i], name, ranged ? d->size : 0);
+        for (int r = 0; ranged && r < d->size; r++) {
+          size_t lo, hi;
+          optim_mpi__range(d, i, (size_t)n, r, &lo, &hi);
+          fprintf(f, " %zu %zu", lo, hi);
+        }
+        fputc('\n', f);
       }
       int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
       ok = fclose(f) == 0 && ok;
@@ -108,7 +121,18 @@ typedef struct manifest {
   int ranks, nparams;
   uint64_t *hash, *bytes;
   int *owner;
+  unsigned char *ranged; /* per parameter: saved by ranges */
+  uint64_t *range;       /* per parameter and rank: lo, hi (when ranged) */
 } manifest;
+
+static void manifest_free(manifest *m)
+{
+  free(m->hash);
+  free(m->bytes);
+  free(m->owner);
+  free(m->ranged);
+  free(m->range);
+}
 
 static int read_manifest(optim_mpi *d, const char *prefix, manifest *m)
 {
@@ -141,22 +165,42 @@ static int read_manifest(optim_mpi *d, const char *prefix, manifest *m)
     st = optim_mpi__fail(d, OPTIM_EMISMATCH, "%s has %d parameters, the optimizer %d", prefix,
                          m->nparams, d->nparams);
   if (st == OPTIM_OK) {
-    m->owner = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *m->owner);
-    if (!m->owner) st = optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
+    size_t np = (size_t)(m->nparams ? m->nparams : 1);
+    m->owner = calloc(np, sizeof *m->owner);
+    m->ranged = calloc(np, 1);
+    m->range = calloc(np * (size_t)m->ranks * 2, sizeof *m->range);
+    if (!m->owner || !m->ranged || !m->range)
+      st = optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
   }
   for (int i = 0; st == OPTIM_OK && i < m->nparams; i++) {
-    int ii, ow;
+    int ii, ow, k;
     char name[1024];
     const char *mine;
-    optim_param_info(d->opt, i, &mine, NULL, NULL, NULL, NULL);
-    if (fscanf(f, " param %d %d %1023s", &ii, &ow, name) != 3 || ii != i || ow < -1 ||
-        ow >= m->ranks)
+    int ndim;
+    int64_t shape[OPTIM_MAX_DIMS];
+    uint64_t n = 1, *rg = m->range + (size_t)i * (size_t)m->ranks * 2;
+    optim_param_info(d->opt, i, &mine, NULL, NULL, &ndim, shape);
+    for (int j = 0; j < ndim; j++) n *= (uint64_t)shape[j];
+    if (fscanf(f, " param %d %d %1023s %d", &ii, &ow, name, &k) != 4 || ii != i || ow < -1 ||
+        ow >= m->ranks || (k != 0 && k != m->ranks)) {
       st = optim_mpi__fail(d, OPTIM_ECORRUPT, "%s: bad parameter line %d", prefix, i);
-    else if (strcmp(name, mine) != 0)
+      break;
+    }
+    for (int r = 0; r < k; r++) {
+      unsigned long long lo, hi;
+      if (fscanf(f, " %llu %llu", &lo, &hi) != 2 || lo > hi || hi > n) {
+        st = optim_mpi__fail(d, OPTIM_ECORRUPT, "%s: bad range in parameter line %d", prefix, i);
+        break;
+      }
+      rg[2 * r] = lo;
+      rg[2 * r + 1] = hi;
+    }
+    if (st != OPTIM_OK) break;
+    if (strcmp(name, mine) != 0)
       st = optim_mpi__fail(d, OPTIM_EMISMATCH, "%s: parameter %d is '%s', the optimizer's '%s'",
                            prefix, i, name, mine);
-    else
-      m->owner[i] = ow;
+    m->owner[i] = ow;
+    m->ranged[i] = k != 0;
   }
   fclose(f);
   return st;
@@ -179,6 +223,22 @@ static int load_shard(optim_mpi *d, const char *prefix, const manifest *m, int r
   return st;
 }
 
+/* Whether old shard r holds state this rank needs for parameter i: the
+ * old owner's shard for a matrix that had one, every shard whose range
+ * overlaps this rank's range for a parameter saved by ranges, and shard
+ * s0 (which this rank loads whole) for replicated state.  Nothing is
+ * needed for a matrix another rank owns now. */
+static int supplies(optim_mpi *d, const manifest *m, int i, int r, int s0)
+{
+  if (d->owner[i] >= 0 && d->owner[i] != d->rank) return 0;
+  if (m->owner[i] >= 0) return m->owner[i] == r;
+  if (!m->ranged[i]) return r == s0;
+  int64_t lo, hi;
+  optim_param_get_range(d->opt, i, &lo, &hi);
+  const uint64_t *rg = m->range + ((size_t)i * (size_t)m->ranks + (size_t)r) * 2;
+  return rg[0] < rg[1] && rg[0] < (uint64_t)hi && (uint64_t)lo < rg[1];
+}
+
 int optim_mpi_load(optim_mpi *d, const char *prefix)
 {
   if (d == NULL || d->magic != OPTIM_MPI_MAGIC) return OPTIM_EINVAL;
@@ -188,15 +248,14 @@ int optim_mpi_load(optim_mpi *d, const char *prefix)
   int st = prefix ? read_manifest(d, prefix, &m) : optim_mpi__fail(d, OPTIM_EINVAL, "NULL prefix");
   int *list = st == OPTIM_OK ? malloc(sizeof *list * (size_t)(d->nparams ? d->nparams : 1)) : NULL;
   if (st == OPTIM_OK && list == NULL) st = optim_mpi__fail(d, OPTIM_ENOMEM, "out of memory");
-  /* Settings, counters and replicated state from one shard (spread the
-   * reads), then each matrix this rank owns from its old owner's shard.
-   * Nothing is loaded before every rank has read its manifest. */
   st = optim_mpi__agree(d, st);
+  int s0 = st == OPTIM_OK ? d->rank % m.ranks : 0;
   /* Every shard this rank will read must be the one the manifest names
-   * before anything is loaded anywhere. */
+   * before anything is loaded anywhere (nothing is loaded before every
+   * rank has checked its shards). */
   for (int r = 0; st == OPTIM_OK && r < m.ranks; r++) {
-    int need = r == d->rank % m.ranks;
-    for (int i = 0; !need && i < d->nparams; i++) need = d->owner[i] == d->rank && m.owner[i] == r;
+    int need = r == s0;
+    for (int i = 0; !need && i < d->nparams; i++) need = supplies(d, &m, i, r, s0);
     if (!need) continue;
     char path[4096];
     uint64_t h, b;
@@ -207,16 +266,16 @@ int optim_mpi_load(optim_mpi *d, const char *prefix)
       st = optim_mpi__fail(d, OPTIM_ECORRUPT, "%s is not the shard the manifest names", path);
   }
   st = optim_mpi__agree(d, st);
-  if (st == OPTIM_OK) st = load_shard(d, prefix, &m, d->rank % m.ranks, NULL, 0);
+  /* Settings, counters and replicated state from shard s0 (spreading the
+   * reads), then each parameter's state from the shards that supply it. */
+  if (st == OPTIM_OK) st = load_shard(d, prefix, &m, s0, NULL, 0);
   for (int r = 0; st == OPTIM_OK && r < m.ranks; r++) {
     int n = 0;
     for (int i = 0; i < d->nparams; i++)
-      if (d->owner[i] == d->rank && m.owner[i] == r && r != d->rank % m.ranks) list[n++] = i;
+      if (r != s0 && supplies(d, &m, i, r, s0)) list[n++] = i;
     if (n > 0) st = load_shard(d, prefix, &m, r, list, n);
   }
   free(list);
-  free(m.hash);
-  free(m.bytes);
-  free(m.owner);
+  manifest_free(&m);
   return optim_mpi__agree(d, st);
 }

@@ -394,6 +394,88 @@ START_TEST(test_load_params)
 }
 END_TEST
 
+/* State saved for one range of a parameter loads into another range (the
+ * MPI layer re-shards this way): the overlap comes from the file, the rest
+ * of the range keeps its values, and the result steps exactly like an
+ * optimizer that never stopped. */
+enum { RN = 1000 };
+static optim_optimizer *range_opt(float *p, float *g, int64_t lo, int64_t hi)
+{
+  optim_optimizer *o;
+  int g0;
+  int64_t shape = RN;
+  ck_assert_int_eq(optim_create(&o), OPTIM_OK);
+  ck_assert_int_eq(optim_add_group(o, "adamw", &g0), OPTIM_OK);
+  ck_assert_int_eq(optim_configure(o, g0, "lr=0.01,weight_decay=0.1"), OPTIM_OK);
+  ck_assert_int_eq(optim_add_param(o, g0, "w", OPTIM_FLOAT32, 1, &shape, p, g, NULL), OPTIM_OK);
+  ck_assert_int_eq(optim_param_set_range(o, 0, lo, hi), OPTIM_OK);
+  return o;
+}
+
+static const float *range_state(optim_optimizer *o, const char *name)
+{
+  const void *b;
+  ck_assert_int_eq(optim_state_buffer(o, 0, name, &b, NULL), OPTIM_OK);
+  return b;
+}
+
+START_TEST(test_load_ranges)
+{
+  static float pf[RN], pa[RN], pb[RN], pc[RN], pd[RN], g[RN];
+  for (int i = 0; i < RN; i++) pf[i] = pa[i] = pb[i] = (float)golden_noise((size_t)i, 0, 1, 5);
+  optim_optimizer *f = range_opt(pf, g, 0, RN), *a = range_opt(pa, g, 0, 400),
+                  *b = range_opt(pb, g, 400, RN);
+  for (int t = 0; t < 3; t++) {
+    for (int i = 0; i < RN; i++) g[i] = (float)golden_noise((size_t)i, t, 2, 5);
+    ck_assert_int_eq(optim_step(f), OPTIM_OK);
+    ck_assert_int_eq(optim_step(a), OPTIM_OK);
+    ck_assert_int_eq(optim_step(b), OPTIM_OK);
+  }
+  char pa_path[512], pb_path[512];
+  snprintf(pa_path, sizeof pa_path, "%s", path_in_dir("range-a.ckpt"));
+  snprintf(pb_path, sizeof pb_path, "%s", path_in_dir("range-b.ckpt"));
+  ck_assert_int_eq(optim_save(a, pa_path), OPTIM_OK);
+  ck_assert_int_eq(optim_save(b, pb_path), OPTIM_OK);
+
+  /* [250, 700) from both files; the whole tensor from both files */
+  memcpy(pc, pf, sizeof pc);
+  memcpy(pd, pf, sizeof pd);
+  optim_optimizer *c = range_opt(pc, g, 250, 700), *d = range_opt(pd, g, 0, RN);
+  int zero = 0;
+  for (int k = 0; k < 2; k++) {
+    optim_optimizer *o = k ? d : c;
+    ck_assert_msg(optim_load(o, pa_path) == OPTIM_OK, "%s", optim_errmsg(o));
+    ck_assert_msg(optim_load_params(o, pb_path, &zero, 1) == OPTIM_OK, "%s", optim_errmsg(o));
+    int64_t lo = k ? 0 : 250, hi = k ? RN : 700, s;
+    ck_assert_int_eq(optim_state_scalar(o, 0, "step", &s), OPTIM_OK);
+    ck_assert_int_eq(s, 3);
+    ck_assert_mem_eq(range_state(o, "exp_avg"), range_state(f, "exp_avg") + lo,
+                     (size_t)(hi - lo) * 4);
+    ck_assert_mem_eq(range_state(o, "exp_avg_sq"), range_state(f, "exp_avg_sq") + lo,
+                     (size_t)(hi - lo) * 4);
+  }
+  for (int i = 0; i < RN; i++) g[i] = (float)golden_noise((size_t)i, 3, 2, 5);
+  ck_assert_int_eq(optim_step(f), OPTIM_OK);
+  ck_assert_int_eq(optim_step(c), OPTIM_OK);
+  ck_assert_int_eq(optim_step(d), OPTIM_OK);
+  ck_assert_mem_eq(pc + 250, pf + 250, 450 * 4);
+  ck_assert_mem_eq(pd, pf, sizeof pd);
+
+  /* No overlap: the range keeps its own values. */
+  optim_optimizer *e = range_opt(pc, g, 0, 100);
+  ck_assert_int_eq(optim_load(e, pb_path), OPTIM_OK);
+  for (int i = 0; i < 100; i++) ck_assert_float_eq(range_state(e, "exp_avg")[i], 0.0f);
+  ck_assert_int_eq(optim_load(e, pa_path), OPTIM_OK);
+  ck_assert_mem_eq(range_state(e, "exp_avg"), range_state(a, "exp_avg"), 100 * 4);
+  optim_destroy(f);
+  optim_destroy(a);
+  optim_destroy(b);
+  optim_destroy(c);
+  optim_destroy(d);
+  optim_destroy(e);
+}
+END_TEST
+
 int main(void)
 {
   snprintf(dir, sizeof dir, "/tmp/optim-ckpt-XXXXXX");
@@ -405,6 +487,7 @@ int main(void)
   tcase_add_test(tc, test_bad_files);
   tcase_add_test(tc, test_save_errors);
   tcase_add_test(tc, test_load_params);
+  tcase_add_test(tc, test_load_ranges);
   suite_add_tcase(s, tc);
   int failed = run_suite(s);
   char cmd[300];

@@ -286,10 +286,20 @@ static void blockwise(const char *bucket)
 
 /* Save at P ranks, load at P, P-1 and 1 ranks (sub-communicators), and
  * continue: bit-identical to an uninterrupted serial run (gradients are
- * the same exact dyadic values on every rank, so every average is exact). */
-static void dist_checkpoint(const char *dir)
+ * the same exact dyadic values on every rank, so every average is exact).
+ * save_shard / load_shard: shard_state when saving / loading, so state
+ * saved in 1/P pieces is re-sharded into 1/Q pieces (or whole), and whole
+ * state is cut into pieces. */
+static void shard_on(optim_mpi *c, int on)
 {
-  const char *alg = "muon", *opts = "nonmatrix=adamw,weight_decay=0.01";
+  if (on)
+    CHECK(optim_mpi_set_option(c, "shard_state", "true") == OPTIM_OK, "shard_state: %s",
+          optim_mpi_errmsg(c));
+}
+
+static void dist_checkpoint(const char *dir, const char *alg, const char *opts, int save_shard,
+                            int load_shard)
+{
   model ref, d;
   optim_mpi *ctx = NULL;
   char prefix[512];
@@ -301,6 +311,7 @@ static void dist_checkpoint(const char *dir)
   }
   model_init(&d, alg, opts);
   CHECK(optim_mpi_create(d.opt, MPI_COMM_WORLD, &ctx) == OPTIM_OK, "create");
+  shard_on(ctx, save_shard);
   for (int k = 1; k <= 6; k++) {
     for (int j = 0; j < NP; j++) rank_grad(&d, j, k, 0, d.g[j], 1);
     CHECK(optim_mpi_step(ctx) == OPTIM_OK, "step: %s", optim_mpi_errmsg(ctx));
@@ -319,6 +330,7 @@ static void dist_checkpoint(const char *dir)
       /* the parameters themselves are the caller's: restore them too */
       for (int j = 0; j < NP; j++) memcpy(e.p[j], d.p[j], sizeof(float) * d.n[j]);
       CHECK(optim_mpi_create(e.opt, sub, &c2) == OPTIM_OK, "create on %d ranks", q);
+      shard_on(c2, load_shard);
       CHECK(optim_mpi_load(c2, prefix) == OPTIM_OK, "load on %d ranks: %s", q,
             optim_mpi_errmsg(c2));
       for (int k = 7; k <= 12; k++) {
@@ -327,7 +339,8 @@ static void dist_checkpoint(const char *dir)
       }
       for (int j = 0; j < NP; j++)
         CHECK(memcmp(e.p[j], ref.p[j], sizeof(float) * e.n[j]) == 0,
-              "saved at %d, resumed at %d ranks: parameter %d differs", size, q, j);
+              "%s%s saved at %d, resumed at %d ranks%s: parameter %d differs", alg,
+              save_shard ? " sharded" : "", size, q, load_shard ? " sharded" : "", j);
       optim_mpi_destroy(c2);
       model_free(&e);
       MPI_Comm_free(&sub);
@@ -391,7 +404,11 @@ int main(int argc, char **argv)
     char dir[64] = "/tmp/optim-mpi-XXXXXX";
     if (rank == 0 && !mkdtemp(dir)) failures++;
     MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
-    dist_checkpoint(dir);
+    dist_checkpoint(dir, "muon", "nonmatrix=adamw,weight_decay=0.01", 0, 0);
+    dist_checkpoint(dir, "muon", "nonmatrix=adamw,weight_decay=0.01", 1, 1);
+    dist_checkpoint(dir, "adamw", "weight_decay=0.01", 1, 1);
+    dist_checkpoint(dir, "adamw", "weight_decay=0.01", 1, 0);
+    dist_checkpoint(dir, "adamw", "weight_decay=0.01", 0, 1);
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 0) {
       char cmd[128];
