@@ -240,6 +240,11 @@ OPTIM_API int optim_get_counter(optim_optimizer *opt, int group,
  * buffers, non-finite gradients under nonfinite=error) happens before any
  * value is written: on error no parameter or state value changes. */
 OPTIM_API int optim_step(optim_optimizer *opt);
+/* optim_step with every gradient multiplied by grad_scale (finite, > 0) as
+ * it is read: averaging summed gradients (1/k for k accumulated
+ * micro-batches, 1/p across p ranks) or undoing a loss scale, fused into
+ * the step at no cost.  The gradient buffers are not modified. */
+OPTIM_API int optim_step_scaled(optim_optimizer *opt, double grad_scale);
 /* Run every check optim_step makes (settings, tensors, non-finite gradients
  * under nonfinite=error) without changing anything; returns the status
  * optim_step would return. */

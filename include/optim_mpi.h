@@ -6,8 +6,9 @@
  * parameter names, shapes and types, in the same order) over its own
  * replica of the parameters, computes gradients on its share of the data,
  * and calls optim_mpi_step instead of optim_step:
- *   - gradients are averaged across ranks in place (bucketed allreduce over
- *     a packed buffer; a tensor may span buckets);
+ *   - gradients are summed across ranks in place (bucketed allreduce over
+ *     a packed buffer; a tensor may span buckets), and the step reads them
+ *     times 1/p (optim_step_scaled): the average, with no extra pass;
  *   - element-wise parameters are then stepped on every rank (identical
  *     inputs give identical results);
  *   - whole-tensor parameters (Muon, NorMuon, ROOT, FISMO matrices) are
@@ -20,7 +21,7 @@
  * must be called by every rank of the communicator; they agree on failure:
  * when one rank fails, every rank returns the same status (the others with
  * the failing rank's message) and no parameter or state changes (gradients
- * may already hold their average).
+ * may already hold their sum).
  */
 #ifndef OPTIM_MPI_H
 #define OPTIM_MPI_H

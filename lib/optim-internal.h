@@ -162,6 +162,8 @@ typedef struct optim_param {
   state_entry state[OPTIM_MAX_STATE];
   double coef[OPTIM_MAX_COEF];   /* per-step values from alg->prepare */
   int zero_nonfinite;            /* per-step: replace NaN/Inf grads by 0 */
+  double gscale;                 /* per-step: gradients are multiplied by this
+                                  * (optim_step_scaled; 1 for optim_step) */
   int frozen;                    /* optim_param_set_frozen */
   size_t off, len;               /* optim_param_set_range: stepped elements */
   /* The range as element-wise kernels see it (set by optim_step):

@@ -1,5 +1,6 @@
 /* step.c - optim_step: validation, the non-finite policy, and one fused,
  * threaded pass of every algorithm kernel over its parameters. */
+#include <math.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -150,8 +151,16 @@ int optim_validate(optim_optimizer *opt)
 
 int optim_step(optim_optimizer *opt)
 {
+  return optim_step_scaled(opt, 1.0);
+}
+
+int optim_step_scaled(optim_optimizer *opt, double grad_scale)
+{
   if (!optim__valid(opt)) return OPTIM_EINVAL;
   optim__clear(opt);
+  if (!(grad_scale > 0) || !isfinite(grad_scale))
+    return optim__fail(opt, OPTIM_ERANGE, "grad_scale must be finite and positive (got %g)",
+                       grad_scale);
   int st = check_step(opt);
   if (st) return st;
 
@@ -165,6 +174,7 @@ int optim_step(optim_optimizer *opt)
     const optim_group *g = &opt->groups[p->group];
     if ((!p->grad && !g->alg->missing_grad_zero) || g->skip_now || p->frozen) continue;
     p->zero_nonfinite = g->nonfinite == NONFINITE_ZERO;
+    p->gscale = grad_scale;
     g->alg->prepare(g, p);
     if (g->alg->whole && g->alg->whole(g, p)) {
       list[opt->nparams - 1 - nwhole++] = i;

@@ -152,6 +152,9 @@ void optim_mpi_destroy(optim_mpi *d)
     for (int i = 0; i < d->nparams; i++)
       if (d->owner[i] >= 0) optim_param_set_frozen(d->opt, i, 0);
   optim_mpi__overlap_free(d);
+  for (int k = 0; k < d->npool; k++) free(d->pool[k]);
+  free(d->pool);
+  free(d->pool_size);
   MPI_Comm_free(&d->comm);
   free(d->owner);
   free(d->rowlen);

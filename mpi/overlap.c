@@ -9,8 +9,10 @@
  * nonblocking collective, once all its parameters are ready and every
  * earlier piece has started, so all ranks start collectives in the same
  * order whatever order they mark gradients in.  optim_mpi_step starts the
- * rest, waits, and finishes each piece (unpack, divide) as the blocking
- * path does, so the results are the same bits. */
+ * rest, waits, and finishes each piece (unpack) as the blocking path
+ * does, so the results are the same bits.  The pieces hold sums: the
+ * step applies 1/p as it reads them (optim_step_scaled), which costs no
+ * pass over memory. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,9 @@ typedef struct piece {
   size_t off, cnt;       /* in place: element range; packed: elements */
   int missing;           /* parameters not ready yet */
   unsigned char *buf;    /* packed: the bucket; ranges: this rank's block */
+  int flat;              /* packed, but the segments lie back to back in the
+                          * caller's memory (a flat arena): buf points there
+                          * and nothing is copied */
   int *counts;           /* ranges: per-rank block sizes */
   size_t mine, at;       /* ranges: this rank's block size and offset */
   MPI_Request req;
@@ -44,10 +49,7 @@ struct optim_mpi_overlap {
 static void ov_free(struct optim_mpi_overlap *o)
 {
   if (!o) return;
-  for (int k = 0; k < o->n; k++) {
-    free(o->p[k].buf);
-    free(o->p[k].counts);
-  }
+  for (int k = 0; k < o->n; k++) free(o->p[k].counts); /* (bufs are the pool's) */
   free(o->p);
   free(o->seg_idx);
   free(o->seg_off);
@@ -62,6 +64,30 @@ void optim_mpi__overlap_free(optim_mpi *d)
 {
   ov_free(d->ov);
   d->ov = NULL;
+}
+
+/* The pool's buffer k, of at least bytes bytes. */
+static unsigned char *pool_get(optim_mpi *d, int k, size_t bytes)
+{
+  if (k >= d->npool) {
+    int n = k + 16;
+    unsigned char **a = realloc(d->pool, sizeof *a * (size_t)n);
+    if (a) d->pool = a;
+    size_t *b = realloc(d->pool_size, sizeof *b * (size_t)n);
+    if (b) d->pool_size = b;
+    if (!a || !b) return NULL;
+    for (int j = d->npool; j < n; j++) {
+      d->pool[j] = NULL;
+      d->pool_size[j] = 0;
+    }
+    d->npool = n;
+  }
+  if (d->pool_size[k] < bytes) {
+    free(d->pool[k]);
+    d->pool[k] = malloc(bytes);
+    d->pool_size[k] = d->pool[k] ? bytes : 0;
+  }
+  return d->pool[k];
 }
 
 static piece *add_piece(struct optim_mpi_overlap *o)
@@ -156,7 +182,7 @@ static int plan(optim_mpi *d)
                 p->at = a;
               }
             }
-            p->buf = malloc(p->mine * es + 1);
+            p->buf = pool_get(d, o->n - 1, p->mine * es + 1);
             if (!p->buf) goto oom;
           }
           note_param(o, i, o->n - 1);
@@ -185,11 +211,27 @@ static int plan(optim_mpi *d)
       }
     }
   }
-  /* packed buckets get their own buffers: several can be in flight */
+  /* packed buckets get their own buffers (several can be in flight),
+   * unless their gradients are contiguous in memory */
   for (int k = 0; k < o->n; k++)
     if (o->p[k].kind == P_PACKED || (o->p[k].kind == P_ORDERED && o->p[k].nseg > 0)) {
       size_t es = o->p[k].dtype == OPTIM_FLOAT32 ? 4 : 8;
-      o->p[k].buf = malloc(o->p[k].cnt * es + 1);
+      unsigned char *base = NULL, *end = NULL;
+      int flat = 1;
+      for (int s = o->p[k].first_seg; flat && s < o->p[k].first_seg + o->p[k].nseg; s++) {
+        const void *g;
+        optim_param_buffers(d->opt, o->seg_idx[s], NULL, &g);
+        unsigned char *at = (unsigned char *)g + o->seg_off[s] * es;
+        if (base == NULL) base = at;
+        else flat = at == end;
+        end = at + o->seg_len[s] * es;
+      }
+      if (flat) {
+        o->p[k].buf = base;
+        o->p[k].flat = 1;
+        continue;
+      }
+      o->p[k].buf = pool_get(d, k, o->p[k].cnt * es + 1);
       if (!o->p[k].buf) goto oom;
     }
   d->ov = o;
@@ -205,7 +247,7 @@ static int start(optim_mpi *d, piece *p)
   MPI_Datatype t = p->dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE;
   struct optim_mpi_overlap *o = d->ov;
   int e;
-  if (p->nseg > 0) { /* packed: copy the gradients in */
+  if (p->nseg > 0 && !p->flat) { /* packed: copy the gradients in */
     size_t pos = 0;
     for (int s = p->first_seg; s < p->first_seg + p->nseg; s++) {
       const void *g;
@@ -318,8 +360,7 @@ int optim_mpi__overlap_finish(optim_mpi *d)
       d->comm_s += MPI_Wtime() - t1;
       if (st) continue;
     }
-    if (p->kind == P_PACKED || (p->kind == P_ORDERED && p->nseg > 0)) {
-      if (p->kind == P_PACKED) optim_mpi__divide(d, p->dtype, p->buf, p->cnt);
+    if (p->nseg > 0 && !p->flat) { /* packed: copy the sums out */
       size_t pos = 0;
       for (int s = p->first_seg; s < p->first_seg + p->nseg; s++) {
         const void *g;
@@ -327,15 +368,10 @@ int optim_mpi__overlap_finish(optim_mpi *d)
         memcpy((char *)g + o->seg_off[s] * es, p->buf + pos, o->seg_len[s] * es);
         pos += o->seg_len[s] * es;
       }
-    } else if (p->kind != P_ORDERED) {
+    } else if (p->kind == P_RANGES && p->mine > 0) { /* (the others were in place) */
       const void *g;
       optim_param_buffers(d->opt, p->param, NULL, &g);
-      if (p->kind == P_ALL || (p->kind == P_OWNER && d->rank == d->owner[p->param])) {
-        optim_mpi__divide(d, p->dtype, (char *)g + p->off * es, p->cnt);
-      } else if (p->kind == P_RANGES && p->mine > 0) {
-        optim_mpi__divide(d, p->dtype, p->buf, p->mine);
-        memcpy((char *)g + p->at * es, p->buf, p->mine * es);
-      }
+      memcpy((char *)g + p->at * es, p->buf, p->mine * es);
     }
   }
   optim_mpi__overlap_free(d);

@@ -1,6 +1,5 @@
-/* reduce.c - the reductions the averaging pieces (mpi/overlap.c) use
- * besides MPI's own: the division by the number of ranks, and the
- * rank-ordered sum of reduce=ordered. */
+/* reduce.c - the reduction the averaging pieces (mpi/overlap.c) use
+ * besides MPI's own: the rank-ordered sum of reduce=ordered. */
 #include <string.h>
 
 #include "mpi-internal.h"
@@ -13,21 +12,9 @@ static int mpi_fail(optim_mpi *d, int rc, const char *what)
   return optim_mpi__fail(d, OPTIM_EMPI, "%s: %s", what, msg);
 }
 
-#define DIVIDE(T, x, n, p)                                        \
-  do {                                                            \
-    T *f_ = (T *)(x), p_ = (T)(p);                                \
-    for (size_t i_ = 0; i_ < (n); i_++) f_[i_] = f_[i_] / p_;     \
-  } while (0)
-
-void optim_mpi__divide(optim_mpi *d, int dtype, void *x, size_t n)
-{
-  if (dtype == OPTIM_FLOAT32) DIVIDE(float, x, n, d->size);
-  else DIVIDE(double, x, n, d->size);
-}
-
 /* Rank-ordered sum: every rank gathers the contributions to its 1/p of x
  * (MPI_Alltoallv), adds them in rank order 0, 1, ..., p-1 starting from
- * zero, divides, and the results are gathered back (MPI_Allgatherv).  The
+ * zero, and the sums are gathered back (MPI_Allgatherv).  The
  * same bytes as a ring allreduce, and the same sum as a serial loop over
  * the ranks' gradients, whatever MPI's algorithms. */
 int optim_mpi__ordered(optim_mpi *d, int dtype, void *x, size_t cnt)
@@ -53,18 +40,18 @@ int optim_mpi__ordered(optim_mpi *d, int dtype, void *x, size_t cnt)
     for (size_t i = 0; i < m; i++) {
       float acc = 0;
       for (int q = 0; q < p; q++) acc += in[(size_t)q * m + i];
-      out[i] = acc / (float)p;
+      out[i] = acc;
     }
   } else {
     double *in = (double *)d->scratch, *out = (double *)x + sd[r];
     for (size_t i = 0; i < m; i++) {
       double acc = 0;
       for (int q = 0; q < p; q++) acc += in[(size_t)q * m + i];
-      out[i] = acc / (double)p;
+      out[i] = acc;
     }
   }
   e = MPI_Allgatherv(MPI_IN_PLACE, 0, t, x, sc, sd, t, d->comm);
-  if (e != MPI_SUCCESS) return mpi_fail(d, e, "MPI_Allgatherv of averaged gradients");
+  if (e != MPI_SUCCESS) return mpi_fail(d, e, "MPI_Allgatherv of summed gradients");
   (void)es;
   return OPTIM_OK;
 }

@@ -92,7 +92,7 @@ int optim_mpi_step(optim_mpi *d)
 
   double tr = MPI_Wtime();
   st = d->ov ? optim_mpi__overlap_finish(d) : optim_mpi__average(d);
-  d->reduce_s = MPI_Wtime() - tr; /* packing, allreduce and the division */
+  d->reduce_s = MPI_Wtime() - tr; /* packing and the reductions */
   st = optim_mpi__agree(d, st);
   if (st) return st;
 
@@ -102,7 +102,8 @@ int optim_mpi_step(optim_mpi *d)
   if (st) optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
   st = optim_mpi__agree(d, st);
   if (st) return st;
-  st = optim_step(d->opt);
+  /* the average: 1/p applied as the gradients are read */
+  st = optim_step_scaled(d->opt, 1.0 / d->size);
   if (st) optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
   d->compute_s += MPI_Wtime() - t1;
   st = optim_mpi__agree(d, st);

@@ -717,6 +717,51 @@ START_TEST(test_ranges)
 }
 END_TEST
 
+/* optim_step_scaled(s) with gradient g is bit-identical to optim_step with
+ * gradient g*s (rounded to the parameter's type), for every algorithm;
+ * a bad scale changes nothing. */
+START_TEST(test_step_scaled)
+{
+  const float s = (float)(1.0 / 3.0);
+  for (int a = 0; a < optim_algorithm_count(); a++) {
+    const char *alg = optim_algorithm_name(a);
+    int matrix = strcmp(alg, "muon") == 0 || strcmp(alg, "normuon") == 0 ||
+                 strcmp(alg, "root") == 0 || strcmp(alg, "fismo") == 0;
+    optim_optimizer *o[2];
+    float w[2][48 + 6], gr[2][48 + 6];
+    int64_t s2[2] = {8, 6}, s1 = 6;
+    for (int k = 0; k < 2; k++) {
+      int g;
+      o[k] = make(alg, &g);
+      if (matrix) ck_assert_int_eq(optim_configure(o[k], g, "nonmatrix=adamw"), OPTIM_OK);
+      if (strcmp(alg, "sgd") == 0)
+        ck_assert_int_eq(optim_configure(o[k], g, "lr=0.1,momentum=0.9,maximize=true"), OPTIM_OK);
+      for (int i = 0; i < 54; i++) w[k][i] = (float)golden_noise((uint64_t)i, 0, 0, 8);
+      ck_assert_int_eq(optim_add_param(o[k], g, "w", OPTIM_FLOAT32, 2, s2, w[k], gr[k], NULL),
+                       OPTIM_OK);
+      ck_assert_int_eq(optim_add_param(o[k], g, "b", OPTIM_FLOAT32, 1, &s1, w[k] + 48,
+                                       gr[k] + 48, NULL),
+                       OPTIM_OK);
+    }
+    for (int t = 1; t <= 5; t++) {
+      golden_grad(OPTIM_FLOAT32, w[0], gr[0], 54, (uint64_t)t, 0, 8);
+      for (int i = 0; i < 54; i++) gr[1][i] = gr[0][i] * s;
+      ck_assert_msg(optim_step_scaled(o[0], 1.0 / 3.0) == OPTIM_OK, "%s: %s", alg,
+                    optim_errmsg(o[0]));
+      ck_assert_int_eq(optim_step(o[1]), OPTIM_OK);
+      ck_assert_msg(memcmp(w[0], w[1], sizeof w[0]) == 0, "%s: step %d differs", alg, t);
+    }
+    uint64_t h = hash_state(o[0]);
+    const double bad[] = {0.0, -1.0, NAN, INFINITY};
+    for (int b = 0; b < 4; b++) ck_assert_int_eq(optim_step_scaled(o[0], bad[b]), OPTIM_ERANGE);
+    ck_assert_uint_eq(hash_state(o[0]), h);
+    ck_assert_int_eq(optim_step_scaled(NULL, 1.0), OPTIM_EINVAL);
+    optim_destroy(o[0]);
+    optim_destroy(o[1]);
+  }
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("api");
@@ -739,6 +784,7 @@ int main(void)
   tcase_add_test(tc, test_muon_bad_input);
   tcase_add_test(tc, test_frozen_validate_cost);
   tcase_add_test(tc, test_ranges);
+  tcase_add_test(tc, test_step_scaled);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

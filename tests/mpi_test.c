@@ -31,7 +31,12 @@ typedef struct model {
   optim_optimizer *opt;
   float *p[NP], *g[NP];
   size_t n[NP];
+  float *arena; /* all gradients back to back, when flat_grads is set */
 } model;
+
+/* Gradients of the models built next live in one flat arena (packed
+ * buckets are then reduced where they lie, with no copy). */
+static int flat_grads;
 
 static void model_init(model *m, const char *alg, const char *opts)
 {
@@ -39,11 +44,16 @@ static void model_init(model *m, const char *alg, const char *opts)
   optim_create(&m->opt);
   optim_add_group(m->opt, alg, &grp);
   CHECK(optim_configure(m->opt, grp, opts) == OPTIM_OK, "%s", optim_errmsg(m->opt));
+  size_t total = 0;
+  for (int j = 0; j < NP; j++) total += (size_t)(shapes[j][0] * shapes[j][1]);
+  m->arena = flat_grads ? malloc(sizeof(float) * total) : NULL;
+  total = 0;
   for (int j = 0; j < NP; j++) {
     int nd = shapes[j][1] == 1 ? 1 : 2;
     m->n[j] = (size_t)(shapes[j][0] * shapes[j][1]);
     m->p[j] = malloc(sizeof(float) * m->n[j]);
-    m->g[j] = malloc(sizeof(float) * m->n[j]);
+    m->g[j] = m->arena ? m->arena + total : malloc(sizeof(float) * m->n[j]);
+    total += m->n[j];
     for (size_t i = 0; i < m->n[j]; i++) m->p[j][i] = (float)golden_noise(i, 0, (uint64_t)j, 3);
     char name[8];
     snprintf(name, sizeof name, "p%d", j);
@@ -58,8 +68,9 @@ static void model_free(model *m)
   optim_destroy(m->opt);
   for (int j = 0; j < NP; j++) {
     free(m->p[j]);
-    free(m->g[j]);
+    if (!m->arena) free(m->g[j]);
   }
+  free(m->arena);
 }
 
 /* The gradient rank r computes at step k (from the replicated params). */
@@ -71,7 +82,8 @@ static void rank_grad(const model *m, int j, int k, int r, float *out, int exact
     golden_grad(OPTIM_FLOAT32, m->p[j], out, m->n[j], (uint64_t)k, (uint64_t)j, 100 + (uint64_t)r);
 }
 
-/* serial reference: gradient = (sum over ranks, in rank order) / size */
+/* serial reference: gradient = (sum over ranks, in rank order) * (1/size),
+ * the average as liboptim_mpi defines it (optim_step_scaled) */
 static void serial_grad(const model *m, int j, int k, int exact)
 {
   float *t = malloc(sizeof(float) * m->n[j]);
@@ -80,7 +92,8 @@ static void serial_grad(const model *m, int j, int k, int exact)
     rank_grad(m, j, k, r, t, exact);
     for (size_t i = 0; i < m->n[j]; i++) m->g[j][i] += t[i];
   }
-  for (size_t i = 0; i < m->n[j]; i++) m->g[j][i] /= (float)size;
+  const float inv = (float)(1.0 / size);
+  for (size_t i = 0; i < m->n[j]; i++) m->g[j][i] *= inv;
   free(t);
 }
 
@@ -392,6 +405,15 @@ int main(int argc, char **argv)
    * two buckets, which start only when both its parts are ready */
   run_mode("adamw", "lr=0.01", "mpi-hook", "10000");
   run_mode("muon", "nonmatrix=adamw", "exact-hook", "10000");
+  /* the same with the gradients in one flat arena: buckets reduced in
+   * place (and one bucket boundary inside a tensor) */
+  flat_grads = 1;
+  run_mode("adamw", "lr=0.01", "mpi", "10000");
+  run_mode("adamw", "lr=0.01", "exact", "10000");
+  run_mode("adamw", "lr=0.01", "ordered", "10000");
+  run_mode("adamw", "lr=0.01", "mpi-hook", "10000");
+  run_mode("muon", "nonmatrix=adamw", "exact-hook", "10000");
+  flat_grads = 0;
   /* owner-computes Muon (3 matrices + a vector for the auxiliary AdamW):
    * fewer matrices than ranks at p=4, not divisible at p=2, empty ranks */
   run("muon", "nonmatrix=adamw,weight_decay=0.01", 1, NULL);

@@ -1,6 +1,7 @@
 /* optim-mpi-bench - liboptim_mpi under mpiexec: the time of a distributed
- * Muon step (owner-computes Newton-Schulz) on a set of matrices, and the
- * gradient averaging against a raw MPI_Allreduce of the same bytes. */
+ * step on a set of matrices (Muon: owner-computes Newton-Schulz; or an
+ * element-wise algorithm such as AdamW, replicated), and the gradient
+ * averaging against a raw MPI_Allreduce of the same bytes. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +25,15 @@ static void usage(FILE *f)
 {
   fprintf(f,
           "Usage: mpiexec -np P optim-mpi-bench [OPTION]...\n"
-          "Time liboptim_mpi: a distributed Muon step on N x N matrices (owner-computes\n"
+          "Time liboptim_mpi: a distributed step on N x N matrices (Muon: owner-computes\n"
           "Newton-Schulz), and gradient averaging against MPI_Allreduce of the same bytes.\n\n"
+          "  -a, --algorithm A  muon (default) or any registered algorithm, e.g. adamw\n"
           "  -m, --matrices N   number of matrices (default 12)\n"
           "  -s, --size N       matrix size N x N (default 1024)\n"
           "  -b, --bucket BYTES gradient bucket size (default 4194304)\n"
           "  -i, --iters N      timed steps, median reported (default 5)\n"
           "  -r, --reduce MODE  gradient reduction: mpi (default) or ordered\n"
+          "      --scattered    one gradient buffer per matrix (default: one flat arena)\n"
           "  -h, --help         show this help and exit\n"
           "  -V, --version      show the library version and exit\n");
 }
@@ -41,12 +44,15 @@ int main(int argc, char **argv)
     {"matrices", required_argument, 0, 'm'}, {"size", required_argument, 0, 's'},
     {"bucket", required_argument, 0, 'b'},   {"iters", required_argument, 0, 'i'},
     {"reduce", required_argument, 0, 'r'},   {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, 'V'},
+    {"version", no_argument, 0, 'V'},        {"algorithm", required_argument, 0, 'a'},
+    {"scattered", no_argument, 0, 'S'},
     {0, 0, 0, 0}};
-  int nm = 12, n = 1024, iters = 5, c;
-  const char *bucket = "4194304", *reduce = "mpi";
-  while ((c = getopt_long(argc, argv, "m:s:b:i:r:hV", opts, NULL)) != -1) {
+  int nm = 12, n = 1024, iters = 5, c, scattered = 0;
+  const char *bucket = "4194304", *reduce = "mpi", *alg = "muon";
+  while ((c = getopt_long(argc, argv, "a:m:s:b:i:r:hV", opts, NULL)) != -1) {
     switch (c) {
+    case 'a': alg = optarg; break;
+    case 'S': scattered = 1; break;
     case 'm': nm = atoi(optarg); break;
     case 's': n = atoi(optarg); break;
     case 'b': bucket = optarg; break;
@@ -69,12 +75,20 @@ int main(int argc, char **argv)
   optim_mpi *d;
   int g;
   optim_create(&opt);
-  optim_add_group(opt, "muon", &g);
+  if (optim_add_group(opt, alg, &g) != OPTIM_OK) {
+    if (rank == 0) fprintf(stderr, "optim-mpi-bench: unknown algorithm '%s'\n", alg);
+    MPI_Finalize();
+    return 2;
+  }
+  if (strcmp(alg, "sgd") == 0) optim_set_double(opt, g, "lr", 0.01);
   size_t numel = (size_t)n * (size_t)n;
   float **p = calloc((size_t)nm, sizeof *p), **gr = calloc((size_t)nm, sizeof *gr);
   for (int k = 0; k < nm; k++) {
     p[k] = malloc(numel * sizeof(float));
-    gr[k] = malloc(numel * sizeof(float));
+    /* a flat arena, as a training code lays gradients out (buckets are
+     * then reduced where they lie), or one buffer per matrix */
+    if (scattered || k == 0) gr[k] = malloc(numel * sizeof(float) * (scattered ? 1 : (size_t)nm));
+    else gr[k] = gr[0] + numel * (size_t)k;
     for (size_t i = 0; i < numel; i++) p[k][i] = (float)((i * 7 + (size_t)k) % 13) / 13.0f;
     char name[16];
     snprintf(name, sizeof name, "m%d", k);
@@ -126,8 +140,9 @@ int main(int argc, char **argv)
   /* the averaging's share of comm_seconds is the allreduce time; the rest
    * is the owners' broadcasts */
   if (rank == 0) {
-    printf("optim-mpi-bench: muon, %d matrices %dx%d float32, %d ranks, reduce=%s, median of %d\n",
-           nm, n, n, size, reduce, iters);
+    printf("optim-mpi-bench: %s, %d matrices %dx%d float32 (gradients %s), %d ranks, reduce=%s, "
+           "bucket %s bytes, median of %d\n",
+           alg, nm, n, n, scattered ? "scattered" : "in a flat arena", size, reduce, bucket, iters);
     printf("  step %9.3f ms   compute %9.3f ms   communication %9.3f ms   imbalance %.3f\n",
            median(ts, iters) * 1e3, median(tcomp, iters) * 1e3, median(tc, iters) * 1e3, imb);
     double red = median(tred, iters), rawt = median(tr, iters);

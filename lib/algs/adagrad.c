@@ -54,7 +54,7 @@ static void prepare(const optim_group *g, optim_param *p)
   c[C_EPS] = hp_d(g, EPS);
   c[C_WD] = hp_d(g, WEIGHT_DECAY);
   c[C_HAS_WD] = hp_d(g, WEIGHT_DECAY) != 0;
-  c[C_SIGN] = hp_i(g, MAXIMIZE) ? -1 : 1;
+  c[C_SIGN] = (hp_i(g, MAXIMIZE) ? -1 : 1) * p->gscale; /* optim_step_scaled */
 }
 
 /* s = s + g*g;  p = p + ((-clr)*g) / (sqrt(s) + eps), torch's roundings. */

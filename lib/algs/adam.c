@@ -60,7 +60,7 @@ static void prepare_common(const optim_group *g, optim_param *p, int decoupled)
   c[C_WD] = decoupled ? 0 : wd;
   c[C_HAS_WD] = !decoupled && wd != 0;
   c[C_DECAY] = decoupled ? 1 - lr * wd : 1;
-  c[C_SIGN] = hp_i(g, MAXIMIZE) ? -1 : 1;
+  c[C_SIGN] = (hp_i(g, MAXIMIZE) ? -1 : 1) * p->gscale; /* optim_step_scaled */
 }
 
 static void prepare_adam(const optim_group *g, optim_param *p) { prepare_common(g, p, 0); }

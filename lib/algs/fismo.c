@@ -185,7 +185,7 @@ static void *carve(char **w, size_t bytes)
     memcpy(Pn, p->state[2].buf, m * m * sizeof(T));                                      \
     memcpy(Qn, p->state[3].buf, n * n * sizeof(T));                                      \
     const T *gr = p->grad;                                                               \
-    for (size_t i = 0; i < m * n; i++) G[i] = OPTIM_GRAD(T, gr, i, p->zero_nonfinite);   \
+    for (size_t i = 0; i < m * n; i++) G[i] = OPTIM_GRAD(T, gr, i, p->zero_nonfinite) * (T)p->gscale; \
     /* L = G Q^-1 G^T / n (Q as it was), then P */                                      \
     memcpy(V, Q, n * n * sizeof(T));                                                     \
     if (spd_power_##SFX(V, n, -1, Qr, Tmp, lam) != 0) return -1;                         \

@@ -51,11 +51,13 @@ int optim__ns_prec(int64_t choice, int dtype)
 
 #define MATRIX_KERNELS(T, SFX, SQRT)                                                   \
   static void momentum_##SFX(T *restrict m, const T *restrict g, T *restrict u,        \
-                             size_t n, double beta, int nesterov, int zero)            \
+                             size_t n, double beta, int nesterov, int zero,            \
+                             double gscale)                                            \
   {                                                                                    \
     const T w = (T)(1 - beta), wc = (T)1 - w, bt = (T)beta, btc = (T)1 - bt;            \
+    const T gs = (T)gscale;                                                            \
     for (size_t i = 0; i < n; i++) {                                                   \
-      T gi = g ? OPTIM_GRAD(T, g, i, zero) : (T)0;                                     \
+      T gi = g ? OPTIM_GRAD(T, g, i, zero) * gs : (T)0;                                \
       T mi = LERP(m[i], gi, w, wc);                                                    \
       m[i] = mi;                                                                       \
       u[i] = nesterov ? LERP(gi, mi, bt, btc) : mi;                                    \
@@ -76,9 +78,9 @@ int optim__ns_prec(int64_t choice, int dtype)
   {                                                                                    \
     const T bc1 = (T)c[0], bc2 = (T)c[1], lr = (T)-c[2], decay = (T)c[3];              \
     const T w1 = (T)c[4], w2 = (T)c[5], eps = (T)c[6];                                 \
-    const T w1c = (T)1 - w1, w2c = (T)1 - w2;                                          \
+    const T w1c = (T)1 - w1, w2c = (T)1 - w2, gs = (T)c[7];                            \
     for (size_t i = 0; i < n; i++) {                                                   \
-      T gi = g ? OPTIM_GRAD(T, g, i, zero) : (T)0;                                     \
+      T gi = g ? OPTIM_GRAD(T, g, i, zero) * gs : (T)0;                                \
       T mi = LERP(m[i], gi, w1, w1c);                                                  \
       T vi = LERP(v[i], gi * gi, w2, w2c);                                             \
       m[i] = mi;                                                                       \
@@ -93,10 +95,10 @@ MATRIX_KERNELS(float, f32, sqrtf)
 MATRIX_KERNELS(double, f64, sqrt)
 
 void optim__momentum_lerp(int dtype, void *m, const void *g, void *u, size_t n, double beta,
-                          int nesterov, int zero)
+                          int nesterov, int zero, double gscale)
 {
-  if (dtype == OPTIM_FLOAT32) momentum_f32(m, g, u, n, beta, nesterov, zero);
-  else momentum_f64(m, g, u, n, beta, nesterov, zero);
+  if (dtype == OPTIM_FLOAT32) momentum_f32(m, g, u, n, beta, nesterov, zero, gscale);
+  else momentum_f64(m, g, u, n, beta, nesterov, zero, gscale);
 }
 
 void optim__apply_update(int dtype, void *p, const void *u, size_t n, double lr, double decay,
@@ -118,6 +120,7 @@ void optim__aux_prepare(const optim_group *g, optim_param *p, int first_hp, int6
   c[4] = 1 - b1;
   c[5] = 1 - b2;
   c[6] = hp_d(g, first_hp + 3);
+  c[7] = p->gscale;
 }
 
 void optim__aux_kernel(const optim_param *p, size_t b, size_t e)

@@ -35,10 +35,11 @@ double optim__muon_scale(const optim_param *p);
    "precision of the Newton-Schulz iteration (auto: the parameter's)"}
 int optim__ns_prec(int64_t choice, int dtype);
 
-/* M = lerp(M, G, 1 - beta); U = nesterov ? lerp(G, M, beta) : M.  A NULL
- * gradient counts as zero; zero != 0 replaces non-finite entries by 0. */
+/* M = lerp(M, G, 1 - beta); U = nesterov ? lerp(G, M, beta) : M, with G the
+ * gradient times gscale.  A NULL gradient counts as zero; zero != 0
+ * replaces non-finite entries by 0. */
 void optim__momentum_lerp(int dtype, void *m, const void *g, void *u, size_t n, double beta,
-                          int nesterov, int zero);
+                          int nesterov, int zero, double gscale);
 
 /* p = p*decay; p = p + (-lr)*(u*scale). */
 void optim__apply_update(int dtype, void *p, const void *u, size_t n, double lr, double decay,

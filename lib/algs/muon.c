@@ -105,7 +105,7 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   double beta = hp_d(g, MOMENTUM), lr = hp_d(g, LR);
   int nest = (int)hp_i(g, NESTEROV);
   optim__momentum_lerp(p->dtype, p->state[1].buf, p->kgrad, u, p->len, beta, nest,
-                       p->zero_nonfinite);
+                       p->zero_nonfinite, p->gscale);
   optim__ns(p->dtype, ns_prec(g, p), u, u, batch, rows, cols, (int)hp_i(g, NS_STEPS),
             (int)hp_i(g, NS_COEFFICIENTS), nswork);
   double scale;

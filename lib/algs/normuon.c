@@ -100,11 +100,11 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
 /* EMA momentum in the mul/add form of the paper: M = beta*M + (1-beta)*G. */
 #define PAPER_MOMENTUM(T, SFX)                                                       \
   static void paper_momentum_##SFX(T *restrict m, const T *restrict g, T *restrict u, \
-                                   size_t n, double beta, int zero)                  \
+                                   size_t n, double beta, int zero, double gscale)   \
   {                                                                                  \
-    const T b = (T)beta, a = (T)(1 - beta);                                          \
+    const T b = (T)beta, a = (T)(1 - beta), gs = (T)gscale;                          \
     for (size_t i = 0; i < n; i++) {                                                 \
-      T gi = g ? OPTIM_GRAD(T, g, i, zero) : (T)0;                                   \
+      T gi = g ? OPTIM_GRAD(T, g, i, zero) * gs : (T)0;                              \
       T mi = m[i] * b + a * gi;                                                      \
       m[i] = mi;                                                                     \
       u[i] = mi;                                                                     \
@@ -173,11 +173,13 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   double beta = hp_d(g, MOMENTUM), lr = hp_d(g, LR), wd = hp_d(g, WEIGHT_DECAY);
   if (!paper)
     optim__momentum_lerp(p->dtype, p->state[1].buf, p->grad, u, p->numel, beta,
-                         (int)hp_i(g, NESTEROV), p->zero_nonfinite);
+                         (int)hp_i(g, NESTEROV), p->zero_nonfinite, p->gscale);
   else if (p->dtype == OPTIM_FLOAT32)
-    paper_momentum_f32(p->state[1].buf, p->grad, u, p->numel, beta, p->zero_nonfinite);
+    paper_momentum_f32(p->state[1].buf, p->grad, u, p->numel, beta, p->zero_nonfinite,
+                       p->gscale);
   else
-    paper_momentum_f64(p->state[1].buf, p->grad, u, p->numel, beta, p->zero_nonfinite);
+    paper_momentum_f64(p->state[1].buf, p->grad, u, p->numel, beta, p->zero_nonfinite,
+                       p->gscale);
   optim__ns(p->dtype, optim__ns_prec(hp_i(g, NS_PRECISION), p->dtype), u, u, batch, rows,
             cols, (int)hp_i(g, NS_STEPS), (int)hp_i(g, NS_COEFFICIENTS), nswork);
   /* Normalization over the parameter's own last two dims (a conv weight's

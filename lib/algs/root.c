@@ -66,7 +66,7 @@ static size_t workspace(const optim_group *g, const optim_param *p)
                                             optim__ns_prec(hp_i(g, NS_PRECISION), p->dtype));
 }
 
-enum { C_STEP_SIZE, C_DECAY, C_W1, C_W2, C_EPS };
+enum { C_STEP_SIZE, C_DECAY, C_W1, C_W2, C_EPS, C_GSCALE };
 
 static void prepare(const optim_group *g, optim_param *p)
 {
@@ -80,6 +80,7 @@ static void prepare(const optim_group *g, optim_param *p)
   c[C_W1] = 1 - b1;
   c[C_W2] = 1 - b2;
   c[C_EPS] = hp_d(g, A_EPS);
+  c[C_GSCALE] = p->gscale;
 }
 
 /* ROOT's internal AdamW: m = lerp(m, g, 1-b1); v = lerp(v, g^2, 1-b2);
@@ -91,8 +92,9 @@ static void prepare(const optim_group *g, optim_param *p)
   {                                                                                  \
     const T step = (T)-c[C_STEP_SIZE], decay = (T)c[C_DECAY], eps = (T)c[C_EPS];       \
     const T w1 = (T)c[C_W1], w2 = (T)c[C_W2], w1c = (T)1 - w1, w2c = (T)1 - w2;       \
+    const T gs = (T)c[C_GSCALE];                                                     \
     for (size_t i = 0; i < n; i++) {                                                 \
-      T gi = OPTIM_GRAD(T, g, i, zero);                                              \
+      T gi = OPTIM_GRAD(T, g, i, zero) * gs;                                         \
       T mi = LERP(m[i], gi, w1, w1c);                                                \
       T vi = LERP(v[i], gi * gi, w2, w2c);                                           \
       m[i] = mi;                                                                     \
@@ -122,11 +124,11 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
 #define ROOT_PREP(T, SFX)                                                           \
   static void root_prep_##SFX(T *restrict m, const T *restrict g, T *restrict u,    \
                               T *restrict a, size_t n, double mu, int nesterov,     \
-                              double q, int zero)                                   \
+                              double q, int zero, double gscale)                    \
   {                                                                                 \
-    const T mt = (T)mu;                                                             \
+    const T mt = (T)mu, gs = (T)gscale;                                             \
     for (size_t i = 0; i < n; i++) {                                                \
-      T gi = OPTIM_GRAD(T, g, i, zero);                                             \
+      T gi = OPTIM_GRAD(T, g, i, zero) * gs;                                        \
       T mi = m[i] * mt + gi;                                                        \
       m[i] = mi;                                                                    \
       T ui = nesterov ? gi + mt * mi : mi;                                          \
@@ -154,9 +156,11 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   double mu = hp_d(g, MOMENTUM), q = hp_d(g, QUANTILE), lr = hp_d(g, LR);
   int nest = (int)hp_i(g, NESTEROV);
   if (p->dtype == OPTIM_FLOAT32)
-    root_prep_f32(p->state[1].buf, p->grad, u, a, p->numel, mu, nest, q, p->zero_nonfinite);
+    root_prep_f32(p->state[1].buf, p->grad, u, a, p->numel, mu, nest, q, p->zero_nonfinite,
+                  p->gscale);
   else
-    root_prep_f64(p->state[1].buf, p->grad, u, a, p->numel, mu, nest, q, p->zero_nonfinite);
+    root_prep_f64(p->state[1].buf, p->grad, u, a, p->numel, mu, nest, q, p->zero_nonfinite,
+                  p->gscale);
   int64_t m = p->shape[0], n = p->shape[1];
   optim__ns(p->dtype, optim__ns_prec(hp_i(g, NS_PRECISION), p->dtype), u, u, 1, m, n,
             (int)hp_i(g, NS_STEPS), (int)hp_i(g, NS_COEFFICIENTS), nswork);
