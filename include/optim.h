@@ -206,6 +206,17 @@ OPTIM_API int optim_param_get_frozen(optim_optimizer *opt, int index, int *froze
  * shard optimizer state across ranks. */
 OPTIM_API int optim_param_set_range(optim_optimizer *opt, int index, int64_t begin,
                                     int64_t end);
+/* Distributed row ranges: while fn is set, a matrix given a range of whole
+ * rows (muon) is orthogonalized as the whole matrix it is part of, fn
+ * summing in place, over the processes that hold its other rows, the
+ * count elements (float or double, by dtype) of each Gram matrix; every
+ * process must step the same parameters in the same order.  fn NULL (the
+ * default): the row block is orthogonalized as a matrix of its own.
+ * fn returns 0, or non-zero on failure (the step then counts the matrix
+ * as failed).  liboptim_mpi sets it for its blockwise mode's full steps. */
+typedef int (*optim_row_reduce_fn)(void *userdata, void *buf, size_t count, int dtype);
+OPTIM_API int optim_set_row_reduce(optim_optimizer *opt, optim_row_reduce_fn fn,
+                                   void *userdata);
 OPTIM_API int optim_param_get_range(optim_optimizer *opt, int index, int64_t *begin,
                                     int64_t *end);
 /* Estimated floating-point operations of one step of a parameter: 0 for

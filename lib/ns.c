@@ -225,3 +225,80 @@ void optim__ns(int io, int prec, const void *in, void *out, int64_t batch, int64
     else ns_f32(io, i, o, rows, cols, steps, coef, work);
   }
 }
+
+size_t optim__ns_rows_workspace(int64_t r, int64_t C, int prec)
+{
+  size_t es = prec == OPTIM_FLOAT64 ? 8 : 4;
+  /* X, Y (r x C) and B, M (C x C), each 64-byte aligned. */
+  return es * (2 * (size_t)r * (size_t)C + 2 * (size_t)C * (size_t)C) + 4 * 64;
+}
+
+#define NS_ROWS_IMPL(T, SFX, SYRK, SYMM)                                                       \
+  static int ns_rows_##SFX(int io, const void *in, void *out, size_t r, int64_t R, size_t C,    \
+                           int steps, int coef, void *work, optim__reduce_fn reduce, void *ud,  \
+                           int prec)                                                           \
+  {                                                                                            \
+    T *X = align64(work), *Y = align64(X + r * C), *B = align64(Y + r * C);                    \
+    T *M = align64(B + C * C);                                                                 \
+    int st = 0;                                                                                \
+    for (size_t i = 0; i < r * C; i++)                                                         \
+      X[i] = io == OPTIM_FLOAT32 ? (T)((const float *)in)[i] : (T)((const double *)in)[i];      \
+    T ss = 0;                                                                                  \
+    for (size_t i = 0; i < r * C; i++) ss += X[i] * X[i];                                      \
+    int e = reduce(ud, &ss, 1, prec);                                                          \
+    if (e && !st) st = e;                                                                      \
+    T nrm = (T)sqrt((double)ss);                                                               \
+    if (!(nrm > 0)) {                                                                          \
+      /* zero (or non-finite) matrix: zero (or propagated) output; every                 \
+       * process sees the same norm and stops here */                                      \
+      if (nrm == 0) memset(X, 0, r * C * sizeof(T));                                           \
+      steps = 0;                                                                               \
+    } else {                                                                                   \
+      double f = coef == NS_COEF_POLAR_EXPRESS ? 1.02 : 1.0;                                   \
+      T s = (T)(1.0 / ((double)nrm * f * (1 + 1e-7)));                                         \
+      for (size_t i = 0; i < r * C; i++) X[i] *= s;                                            \
+    }                                                                                          \
+    for (int it = 0; it < steps; it++) {                                                       \
+      double abc[3];                                                                           \
+      optim__ns_coef(coef, R, (int64_t)C, it, abc);                                            \
+      /* B = X^T X over all rows (upper triangle, mirrored before the sum) */                  \
+      if (r > 0)                                                                               \
+        SYRK(CblasRowMajor, CblasUpper, CblasTrans, (int)C, (int)r, 1, X, (int)C, 0, B,        \
+             (int)C);                                                                          \
+      else                                                                                     \
+        memset(B, 0, C * C * sizeof(T));                                                       \
+      mirror_##SFX(B, C);                                                                      \
+      e = reduce(ud, B, C * C, prec);                                                          \
+      if (e && !st) st = e;                                                                    \
+      /* M = bB + cB^2 */                                                                      \
+      SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)C, (int)C, 1, B, (int)C, 0, M,        \
+           (int)C);                                                                            \
+      const T b = (T)abc[1], c = (T)abc[2];                                                    \
+      for (size_t i = 0; i < C; i++)                                                           \
+        for (size_t j = i; j < C; j++) M[i * C + j] = b * B[i * C + j] + c * M[i * C + j];     \
+      /* X = aX + X M (M symmetric: right-side symmetric multiply) */                          \
+      if (r > 0) {                                                                             \
+        memcpy(Y, X, r * C * sizeof(T));                                                       \
+        SYMM(CblasRowMajor, CblasRight, CblasUpper, (int)r, (int)C, 1, M, (int)C, X, (int)C,   \
+             (T)abc[0], Y, (int)C);                                                            \
+        T *t = X;                                                                              \
+        X = Y;                                                                                 \
+        Y = t;                                                                                 \
+      }                                                                                        \
+    }                                                                                          \
+    for (size_t i = 0; i < r * C; i++) {                                                       \
+      if (io == OPTIM_FLOAT32) ((float *)out)[i] = (float)X[i];                                \
+      else ((double *)out)[i] = (double)X[i];                                                  \
+    }                                                                                          \
+    return st;                                                                                 \
+  }
+NS_ROWS_IMPL(float, f32, cblas_ssyrk, cblas_ssymm)
+NS_ROWS_IMPL(double, f64, cblas_dsyrk, cblas_dsymm)
+
+int optim__ns_rows(int io, int prec, const void *in, void *out, int64_t r, int64_t R, int64_t C,
+                   int steps, int coef, void *work, optim__reduce_fn reduce, void *ud)
+{
+  if (prec == OPTIM_FLOAT64)
+    return ns_rows_f64(io, in, out, (size_t)r, R, (size_t)C, steps, coef, work, reduce, ud, prec);
+  return ns_rows_f32(io, in, out, (size_t)r, R, (size_t)C, steps, coef, work, reduce, ud, prec);
+}

@@ -32,6 +32,22 @@ size_t optim__ns_workspace(int64_t rows, int64_t cols, int prec);
 void optim__ns(int io, int prec, const void *in, void *out, int64_t batch, int64_t rows,
                int64_t cols, int steps, int coef, void *work);
 
+/* Newton-Schulz on a matrix distributed by rows.  This process holds r of
+ * the R rows of an R x C matrix (in: r x C, row-major, element type io;
+ * r may be 0); reduce(ud, buf, count, prec) sums buf (count elements of
+ * type prec) in place over the processes holding the other rows, and
+ * every one of them calls it in the same order: once for the Frobenius
+ * norm, once per iteration for the C x C Gram matrix B = X^T X.  Iterates
+ * X <- aX + X(bB + cB^2), which is optim__ns's polynomial in exact
+ * arithmetic (X (X^T X)^j = (X X^T)^j X), with the coefficients of the
+ * whole R x C shape.  work: optim__ns_rows_workspace(r, C, prec) bytes.
+ * Returns 0, or the first non-zero value reduce returned (the iteration
+ * still runs to the end, so that every process makes the same calls). */
+typedef int (*optim__reduce_fn)(void *ud, void *buf, size_t count, int prec);
+int optim__ns_rows(int io, int prec, const void *in, void *out, int64_t r, int64_t R, int64_t C,
+                   int steps, int coef, void *work, optim__reduce_fn reduce, void *ud);
+size_t optim__ns_rows_workspace(int64_t r, int64_t C, int prec);
+
 /* Floating-point operations optim__ns performs on one rows x cols matrix
  * (for benchmarks). */
 double optim__ns_flops(int64_t rows, int64_t cols, int steps);

@@ -162,6 +162,8 @@ typedef struct optim_param {
   state_entry state[OPTIM_MAX_STATE];
   double coef[OPTIM_MAX_COEF];   /* per-step values from alg->prepare */
   int zero_nonfinite;            /* per-step: replace NaN/Inf grads by 0 */
+  optim_row_reduce_fn row_reduce; /* per-step: the optimizer's, for ranged matrices */
+  void *row_reduce_ud;
   double gscale;                 /* per-step: gradients are multiplied by this
                                   * (optim_step_scaled; 1 for optim_step) */
   int frozen;                    /* optim_param_set_frozen */
@@ -184,6 +186,8 @@ struct optim_optimizer {
   unsigned char *bad;            /* scratch for optim_step, cap_params long */
   void *work;                    /* whole-tensor workspace, work_size bytes */
   size_t work_size;
+  optim_row_reduce_fn row_reduce; /* optim_set_row_reduce */
+  void *row_reduce_ud;
   char errmsg[OPTIM_ERRMSG_SIZE];
 };
 

@@ -465,6 +465,15 @@ int optim_param_set_range(optim_optimizer *opt, int index, int64_t begin, int64_
   return st;
 }
 
+int optim_set_row_reduce(optim_optimizer *opt, optim_row_reduce_fn fn, void *userdata)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  opt->row_reduce = fn;
+  opt->row_reduce_ud = fn ? userdata : NULL;
+  return OPTIM_OK;
+}
+
 int optim_param_get_range(optim_optimizer *opt, int index, int64_t *begin, int64_t *end)
 {
   if (!optim__valid(opt)) return OPTIM_EINVAL;

@@ -175,6 +175,8 @@ int optim_step_scaled(optim_optimizer *opt, double grad_scale)
     if ((!p->grad && !g->alg->missing_grad_zero) || g->skip_now || p->frozen) continue;
     p->zero_nonfinite = g->nonfinite == NONFINITE_ZERO;
     p->gscale = grad_scale;
+    p->row_reduce = opt->row_reduce;
+    p->row_reduce_ud = opt->row_reduce_ud;
     g->alg->prepare(g, p);
     if (g->alg->whole && g->alg->whole(g, p)) {
       list[opt->nparams - 1 - nwhole++] = i;

@@ -53,6 +53,7 @@ dist_man_MANS = \
 	man/man3/optim_set_int.3 \
 	man/man3/optim_set_option.3 \
 	man/man3/optim_set_string.3 \
+	man/man3/optim_set_row_reduce.3 \
 	man/man3/optim_set_threads.3 \
 	man/man3/optim_state_buffer.3 \
 	man/man3/optim_state_count.3 \

@@ -74,7 +74,7 @@ int optim_mpi_save(optim_mpi *d, const char *prefix)
     if (f == NULL) {
       st = optim_mpi__fail(d, OPTIM_EIO, "cannot create %s: %s", tmp, strerror(errno));
     } else {
-      fprintf(f, "%s\nranks %d\n", MANIFEST_MAGIC, d->size);
+      fprintf(f, "%s\nranks %d\nsteps %lld\n", MANIFEST_MAGIC, d->size, (long long)d->steps);
       for (int r = 0; r < d->size; r++)
         fprintf(f, "shard %d %llu %016llx\n", r, (unsigned long long)all[2 * r + 1],
                 (unsigned long long)all[2 * r]);
@@ -119,6 +119,7 @@ int optim_mpi_save(optim_mpi *d, const char *prefix)
 
 typedef struct manifest {
   int ranks, nparams;
+  long long steps;
   uint64_t *hash, *bytes;
   int *owner;
   unsigned char *ranged; /* per parameter: saved by ranges */
@@ -146,6 +147,8 @@ static int read_manifest(optim_mpi *d, const char *prefix, manifest *m)
     st = optim_mpi__fail(d, OPTIM_EFORMAT, "%s is not a liboptim MPI checkpoint manifest", prefix);
   if (st == OPTIM_OK && (fscanf(f, " ranks %d", &m->ranks) != 1 || m->ranks < 1 || m->ranks > 1 << 24))
     st = optim_mpi__fail(d, OPTIM_ECORRUPT, "%s: bad rank count", prefix);
+  if (st == OPTIM_OK && (fscanf(f, " steps %lld", &m->steps) != 1 || m->steps < 0))
+    st = optim_mpi__fail(d, OPTIM_ECORRUPT, "%s: bad step count", prefix);
   if (st == OPTIM_OK) {
     m->hash = calloc((size_t)m->ranks, sizeof *m->hash);
     m->bytes = calloc((size_t)m->ranks, sizeof *m->bytes);
@@ -276,6 +279,8 @@ int optim_mpi_load(optim_mpi *d, const char *prefix)
     if (n > 0) st = load_shard(d, prefix, &m, r, list, n);
   }
   free(list);
+  st = optim_mpi__agree(d, st);
+  if (st == OPTIM_OK) d->steps = m.steps; /* (block_period's phase) */
   manifest_free(&m);
-  return optim_mpi__agree(d, st);
+  return st;
 }

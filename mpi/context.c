@@ -35,6 +35,13 @@ int optim_mpi__ranged(const optim_mpi *d, int i)
   return (d->rowlen && d->rowlen[i] > 0) || (d->shard_state && d->owner[i] < 0);
 }
 
+/* The ordered reduction of a bucket receives p blocks of up to ceil(n/p)
+ * elements: up to p - 1 elements more than the bucket. */
+static size_t scratch_bytes(const optim_mpi *d, size_t bucket)
+{
+  return bucket + 8 * (size_t)d->size + 64;
+}
+
 int optim_mpi__agree(optim_mpi *d, int status)
 {
   int in[2] = {status, d->rank}, out[2];
@@ -110,7 +117,7 @@ int optim_mpi_create(optim_optimizer *opt, MPI_Comm comm, optim_mpi **out)
     d->nparams = optim_param_count(opt);
     d->owner = calloc((size_t)(d->nparams ? d->nparams : 1), sizeof *d->owner);
     d->bucket = malloc(d->bucket_bytes);
-    d->scratch = malloc(d->bucket_bytes + 64);
+    d->scratch = malloc(scratch_bytes(d, d->bucket_bytes));
     d->counts = malloc(sizeof *d->counts * 4 * (size_t)d->size);
     d->counts_ag = malloc(sizeof *d->counts_ag * 2 * (size_t)d->size);
     double *cost = calloc((size_t)(d->nparams ? d->nparams : 1), sizeof *cost);
@@ -185,7 +192,7 @@ int optim_mpi_set_option(optim_mpi *d, const char *name, const char *value)
       return optim_mpi__fail(d, OPTIM_EINVAL, "bucket_bytes: '%s' is not an integer", value);
     if (v < 1024 || v > ((long long)1 << 31) - 8)
       return optim_mpi__fail(d, OPTIM_ERANGE, "bucket_bytes = %lld outside [1024, 2^31)", v);
-    unsigned char *b = malloc((size_t)v), *sc = malloc((size_t)v + 64);
+    unsigned char *b = malloc((size_t)v), *sc = malloc(scratch_bytes(d, (size_t)v));
     if (b == NULL || sc == NULL) {
       free(b);
       free(sc);
@@ -275,6 +282,17 @@ int optim_mpi_set_option(optim_mpi *d, const char *name, const char *value)
     free(old);
     d->blockwise = 1;
     d->imbalance = 1;
+    return OPTIM_OK;
+  }
+  if (strcmp(name, "block_period") == 0) {
+    char *end;
+    long long v = strtoll(value, &end, 10);
+    if (end == value || *end)
+      return optim_mpi__fail(d, OPTIM_EINVAL, "block_period: '%s' is not an integer", value);
+    if (v < 0) return optim_mpi__fail(d, OPTIM_ERANGE, "block_period = %lld is negative", v);
+    if (!d->blockwise)
+      return optim_mpi__fail(d, OPTIM_ECONFIG, "block_period needs blockwise=true first");
+    d->block_period = v;
     return OPTIM_OK;
   }
   if (strcmp(name, "reduce") == 0) {

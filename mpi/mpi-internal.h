@@ -25,6 +25,7 @@ struct optim_mpi {
   int reduce_mode;     /* OPTIM_MPI_REDUCE_* */
   int shard_state;     /* element-wise state sharded by ranges (ZeRO-1) */
   int blockwise;       /* matrices split by rows across ranks */
+  int64_t block_period; /* blockwise: every this many steps a full NS (0: never) */
   int64_t *rowlen;     /* per parameter: row length if split by rows, else 0 */
   int *counts_ag;      /* 2 * size ints, for the parameter allgathers */
   unsigned char *scratch; /* bucket_bytes, for the ordered reduction */

@@ -53,6 +53,29 @@ static int gather_shards(optim_mpi *d, int index)
   return OPTIM_OK;
 }
 
+/* optim_set_row_reduce's function for full steps of blockwise mode: sums a
+ * Gram matrix (or a norm) over the ranks, which hold the other rows. */
+static int row_reduce(void *ud, void *buf, size_t count, int dtype)
+{
+  optim_mpi *d = ud;
+  size_t es = dtype == OPTIM_FLOAT32 ? 4 : 8;
+  MPI_Datatype t = dtype == OPTIM_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE;
+  double t0 = MPI_Wtime();
+  int st = OPTIM_OK;
+  size_t cap = d->reduce_mode == OPTIM_MPI_REDUCE_ORDERED ? d->bucket_bytes / es : (size_t)1 << 28;
+  for (size_t off = 0; off < count && st == OPTIM_OK; off += cap) {
+    size_t n = count - off < cap ? count - off : cap;
+    char *x = (char *)buf + off * es;
+    if (d->reduce_mode == OPTIM_MPI_REDUCE_ORDERED) st = optim_mpi__ordered(d, dtype, x, n);
+    else if (MPI_Allreduce(MPI_IN_PLACE, x, (int)n, t, MPI_SUM, d->comm) != MPI_SUCCESS)
+      st = optim_mpi__fail(d, OPTIM_EMPI, "MPI_Allreduce of a Gram matrix failed");
+    d->bytes += 2.0 * (double)(d->size - 1) / (double)d->size * (double)(n * es);
+    d->messages += 2 * (d->size - 1);
+  }
+  d->comm_s += MPI_Wtime() - t0;
+  return st;
+}
+
 int optim_mpi_step(optim_mpi *d)
 {
   if (d == NULL || d->magic != OPTIM_MPI_MAGIC) return OPTIM_EINVAL;
@@ -102,10 +125,16 @@ int optim_mpi_step(optim_mpi *d)
   if (st) optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
   st = optim_mpi__agree(d, st);
   if (st) return st;
+  /* blockwise with block_period P: every P-th step orthogonalizes whole
+   * matrices, distributed by rows (MuonBP) */
+  int full = d->blockwise && d->block_period > 0 && (d->steps + 1) % d->block_period == 0;
+  optim_set_row_reduce(d->opt, full ? row_reduce : NULL, d);
+  double comm0 = d->comm_s;
   /* the average: 1/p applied as the gradients are read */
   st = optim_step_scaled(d->opt, 1.0 / d->size);
+  optim_set_row_reduce(d->opt, NULL, NULL);
   if (st) optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
-  d->compute_s += MPI_Wtime() - t1;
+  d->compute_s += MPI_Wtime() - t1 - (d->comm_s - comm0); /* (Gram sums are communication) */
   st = optim_mpi__agree(d, st);
   if (st) return st;
 

@@ -2,8 +2,10 @@
  * on singular values as the iterated scalar polynomial a x + b x^3 + c x^5
  * of the normalized input, for random, ill-conditioned, rank-deficient and
  * tiny-norm inputs, tall or wide, float32 or float64. */
+#define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <lapacke.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +324,96 @@ START_TEST(test_quantile)
 }
 END_TEST
 
+/* optim__ns_rows: three threads hold row blocks of one matrix (one of them
+ * possibly empty) and sum through a barrier; the assembled result is
+ * optim__ns's (float64: to rounding; float32: to float32 accuracy). */
+enum { NT = 3 };
+typedef struct rows_job {
+  pthread_barrier_t *bar;
+  pthread_mutex_t *mu;
+  double *sum;          /* shared accumulator, C*C doubles */
+  int id, prec, R, C, r0, r;
+  const double *in;
+  double *out;
+  int rc;
+} rows_job;
+
+static int bar_reduce(void *ud, void *buf, size_t count, int prec)
+{
+  rows_job *j = ud;
+  if (j->id == 0) memset(j->sum, 0, count * sizeof(double));
+  pthread_barrier_wait(j->bar);
+  pthread_mutex_lock(j->mu);
+  for (size_t i = 0; i < count; i++)
+    j->sum[i] += prec == OPTIM_FLOAT64 ? ((double *)buf)[i] : (double)((float *)buf)[i];
+  pthread_mutex_unlock(j->mu);
+  pthread_barrier_wait(j->bar);
+  for (size_t i = 0; i < count; i++) {
+    if (prec == OPTIM_FLOAT64) ((double *)buf)[i] = j->sum[i];
+    else ((float *)buf)[i] = (float)j->sum[i];
+  }
+  pthread_barrier_wait(j->bar);
+  return 0;
+}
+
+static void *rows_thread(void *arg)
+{
+  rows_job *j = arg;
+  void *w = malloc(optim__ns_rows_workspace(j->r, j->C, j->prec));
+  j->rc = optim__ns_rows(OPTIM_FLOAT64, j->prec, j->in + (size_t)j->r0 * j->C,
+                         j->out + (size_t)j->r0 * j->C, j->r, j->R, j->C, 5, NS_COEF_MUON, w,
+                         bar_reduce, j);
+  free(w);
+  return NULL;
+}
+
+START_TEST(test_rows_distributed)
+{
+  static const int shp[][2] = {{40, 25}, {16, 64}, {30, 30}, {2, 9}};
+  for (size_t c = 0; c < sizeof shp / sizeof shp[0]; c++) {
+    int R = shp[c][0], C = shp[c][1], k = R < C ? R : C;
+    double *s = malloc(sizeof *s * (size_t)k), *A = malloc(sizeof *A * (size_t)(R * C));
+    double *ref = malloc(sizeof *ref * (size_t)(R * C)), *got = malloc(sizeof *got * (size_t)(R * C));
+    double *sum = malloc(sizeof *sum * (size_t)(C * C));
+    for (int i = 0; i < k; i++) s[i] = 0.1 + 0.9 * unif();
+    make_matrix(A, R, C, s);
+    void *w = malloc(optim__ns_workspace(R, C, OPTIM_FLOAT64));
+    optim__ns(OPTIM_FLOAT64, OPTIM_FLOAT64, A, ref, 1, R, C, 5, NS_COEF_MUON, w);
+    free(w);
+    for (int prec = OPTIM_FLOAT32; prec <= OPTIM_FLOAT64; prec++) {
+      pthread_barrier_t bar;
+      pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+      pthread_barrier_init(&bar, NULL, NT);
+      rows_job jobs[NT];
+      pthread_t th[NT];
+      for (int t = 0; t < NT; t++) {
+        /* uneven blocks: the last thread gets R/2 rows, the first none when R < 3 */
+        int b0 = t == 0 ? 0 : t == 1 ? (R < 3 ? 0 : R / 4) : R - R / 2;
+        int b1 = t == 0 ? (R < 3 ? 0 : R / 4) : t == 1 ? R - R / 2 : R;
+        jobs[t] = (rows_job){&bar, &mu, sum, t, prec, R, C, b0, b1 - b0, A, got, -1};
+        pthread_create(&th[t], NULL, rows_thread, &jobs[t]);
+      }
+      for (int t = 0; t < NT; t++) {
+        pthread_join(th[t], NULL);
+        ck_assert_int_eq(jobs[t].rc, 0);
+      }
+      pthread_barrier_destroy(&bar);
+      double worst = 0;
+      for (int i = 0; i < R * C; i++)
+        if (fabs(got[i] - ref[i]) > worst) worst = fabs(got[i] - ref[i]);
+      ck_assert_msg(worst < (prec == OPTIM_FLOAT64 ? 1e-12 : 2e-5),
+                    "%dx%d %s: distributed NS differs by %g", R, C,
+                    prec == OPTIM_FLOAT64 ? "float64" : "float32", worst);
+    }
+    free(s);
+    free(A);
+    free(ref);
+    free(got);
+    free(sum);
+  }
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("ns");
@@ -334,6 +426,7 @@ int main(void)
   tcase_add_test(tc, test_coefficient_sets);
   tcase_add_test(tc, test_quantile);
   tcase_add_test(tc, test_float32_accuracy);
+  tcase_add_test(tc, test_rows_distributed);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

@@ -63,8 +63,12 @@ static size_t workspace(const optim_group *g, const optim_param *p)
 {
   int64_t batch, rows, cols;
   optim__matrix_view(p, &batch, &rows, &cols);
-  return p->numel * optim__dtype_size(p->dtype) + 64 +
-         optim__ns_workspace(rows, cols, ns_prec(g, p));
+  size_t ns = optim__ns_workspace(rows, cols, ns_prec(g, p));
+  if (p->len != p->numel) { /* a row block: also the distributed form */
+    size_t d = optim__ns_rows_workspace((int64_t)p->len / cols, cols, ns_prec(g, p));
+    if (d > ns) ns = d;
+  }
+  return p->numel * optim__dtype_size(p->dtype) + 64 + ns;
 }
 
 static void prepare(const optim_group *g, optim_param *p)
@@ -88,14 +92,16 @@ static double cost(const optim_group *g, const optim_param *p)
 }
 
 /* A parameter with a range of rows (blockwise distribution) is stepped as a
- * matrix of its own: momentum, NS and scale of the row block. */
+ * matrix of its own: momentum, NS and scale of the row block; or, while an
+ * optim_set_row_reduce function is set, as part of the whole matrix: NS
+ * distributed by rows and the whole matrix's scale. */
 static int param_step(const optim_group *g, optim_param *p, void *work)
 {
   int64_t batch, rows, cols;
   optim__matrix_view(p, &batch, &rows, &cols);
-  int block = p->len != p->numel;
+  int block = p->len != p->numel, dist = block && p->row_reduce != NULL;
   if (block) {
-    if (p->len == 0) return 0;
+    if (p->len == 0 && !dist) return 0;
     rows = (int64_t)p->len / p->shape[1];
     cols = p->shape[1];
   }
@@ -106,13 +112,23 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   int nest = (int)hp_i(g, NESTEROV);
   optim__momentum_lerp(p->dtype, p->state[1].buf, p->kgrad, u, p->len, beta, nest,
                        p->zero_nonfinite, p->gscale);
-  optim__ns(p->dtype, ns_prec(g, p), u, u, batch, rows, cols, (int)hp_i(g, NS_STEPS),
-            (int)hp_i(g, NS_COEFFICIENTS), nswork);
+  int failed = 0;
+  if (dist) {
+    failed = optim__ns_rows(p->dtype, ns_prec(g, p), u, u, rows, p->shape[0], cols,
+                            (int)hp_i(g, NS_STEPS), (int)hp_i(g, NS_COEFFICIENTS), nswork,
+                            (optim__reduce_fn)p->row_reduce, p->row_reduce_ud) != 0;
+    rows = p->shape[0]; /* the scale of the whole matrix */
+    block = 0;
+  } else {
+    optim__ns(p->dtype, ns_prec(g, p), u, u, batch, rows, cols, (int)hp_i(g, NS_STEPS),
+              (int)hp_i(g, NS_COEFFICIENTS), nswork);
+  }
   double scale;
   if (hp_i(g, LR_ADJUST) != ADJ_REFERENCE) scale = 0.2 * sqrt((double)(rows > cols ? rows : cols));
   else if (block) scale = sqrt(rows > cols ? (double)rows / (double)cols : 1.0);
   else scale = optim__muon_scale(p);
   double decay = 1 - lr * hp_d(g, WEIGHT_DECAY);
+  if (failed) return -1; /* a reduction failed: no update (counted as failed) */
   optim__apply_update(p->dtype, p->kdata, u, p->len, lr, decay, scale);
   return 0;
 }
