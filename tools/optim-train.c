@@ -102,7 +102,7 @@ static void usage(FILE *f)
           "      --reduce MODE        under mpirun: mpi (default) or ordered (bit-identical\n"
           "                           repeated runs)\n"
           "Output:\n"
-          "  -q, --quiet              no progress bar or periodic lines: epochs and summary\n"
+          "  -q, --quiet              no progress bar: plain lines every --log-every steps\n"
           "      --log FILE.csv       one row per logging interval and per epoch\n"
           "      --log-every N        logging interval in steps (default 50)\n"
           "      --plot FILE.png      plot loss and accuracy with gnuplot\n"
@@ -575,7 +575,7 @@ static int train(run *r)
     return EXIT_RUNTIME;
   }
   int tty = isatty(STDERR_FILENO) && !o->quiet && rank == 0;
-  double t0 = now(), tepoch = t0, last_bar = 0, train_s = 0;
+  double t0 = now(), tepoch = t0, last_bar = 0, train_s = 0, final_loss = 0, final_acc = 0;
   int64_t epoch_of_perm = -1, step0 = r->pos.step, samples_run = 0;
   int rc = 0;
   while (r->pos.step < total) {
@@ -627,6 +627,8 @@ static int train(run *r)
                       (double)r->pos.epoch_count};
       if (end_epoch || last) {
         allsum(ev, 3);
+        final_loss = ev[0] / ev[2];
+        final_acc = ev[1] / ev[2];
         double te0 = now();
         evaluate(r, &vl, &va);
         t0 += now() - te0; /* evaluation is not training time */
@@ -644,7 +646,7 @@ static int train(run *r)
               "%.2f s, %.0f samples/s\n",
               (long long)epoch + 1, (long long)o->epochs, ev[0] / ev[2], 100 * ev[1] / ev[2], vl,
               100 * va, epoch_s, rate);
-        else if (!tty && !o->quiet)
+        else if (!tty)
           say("  step %lld (epoch %lld, %lld/%lld): loss %.4f acc %.2f%%, %.0f samples/s\n",
               (long long)r->pos.step, (long long)epoch + 1, (long long)s + 1,
               (long long)per_epoch, tl, 100 * ta, rate);
@@ -668,11 +670,12 @@ static int train(run *r)
   if (rc == 0 && r->pos.step > step0) {
     double vl, va;
     evaluate(r, &vl, &va);
-    say("optim-train: %lld steps (%.2f epochs) in %.2f s, %.0f samples/s; test loss %.4f, "
-        "test accuracy %.2f%% (best %.2f%% after epoch %lld)\n",
+    say("optim-train: %lld steps (%.2f epochs) in %.2f s, %.0f samples/s; train loss %.4f, "
+        "train accuracy %.2f%% (last epoch); test loss %.4f, test accuracy %.2f%% (best %.2f%% "
+        "after epoch %lld)\n",
         (long long)(r->pos.step - step0), (double)(r->pos.step - step0) / (double)per_epoch,
-        train_s, (double)samples_run / (train_s > 0 ? train_s : 1e-9), vl, 100 * va,
-        100 * r->pos.best_acc, (long long)r->pos.best_epoch);
+        train_s, (double)samples_run / (train_s > 0 ? train_s : 1e-9), final_loss,
+        100 * final_acc, vl, 100 * va, 100 * r->pos.best_acc, (long long)r->pos.best_epoch);
   }
   free(perm);
   free(xb);
