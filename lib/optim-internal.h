@@ -36,7 +36,7 @@
 #define OPTIM_CLONES
 #endif
 
-#define OPTIM_MAX_STATE 6      /* state entries per parameter */
+#define OPTIM_MAX_STATE 8      /* state entries per parameter */
 #define OPTIM_MAX_COEF 12      /* per-step coefficients per parameter */
 #define OPTIM_ERRMSG_SIZE 512
 
@@ -167,6 +167,7 @@ typedef struct optim_param {
   double gscale;                 /* per-step: gradients are multiplied by this
                                   * (optim_step_scaled; 1 for optim_step) */
   int frozen;                    /* optim_param_set_frozen */
+  int group_ordinal;             /* parameters of the group registered before it */
   size_t off, len;               /* optim_param_set_range: stepped elements */
   /* The range as element-wise kernels see it (set by optim_step):
    * kdata = data + off, kgrad = grad + off (or NULL); state buffers of the

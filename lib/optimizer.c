@@ -316,6 +316,7 @@ int optim_add_param(optim_optimizer *opt, int group, const char *name, int dtype
   optim_param p;
   memset(&p, 0, sizeof p);
   p.group = group;
+  for (int i = 0; i < opt->nparams; i++) p.group_ordinal += opt->params[i].group == group;
   p.dtype = dtype;
   p.ndim = ndim;
   for (int d = 0; d < ndim; d++) p.shape[d] = shape[d];

@@ -11,6 +11,7 @@ extern const optim_alg optim__alg_muon;
 extern const optim_alg optim__alg_normuon;
 extern const optim_alg optim__alg_root;
 extern const optim_alg optim__alg_fismo;
+extern const optim_alg optim__alg_soap;
 
 /* Order is the listing order of optim_algorithm_name(); append only. */
 static const optim_alg *const algs[] = {
@@ -22,6 +23,7 @@ static const optim_alg *const algs[] = {
   &optim__alg_normuon,
   &optim__alg_root,
   &optim__alg_fismo,
+  &optim__alg_soap,
 };
 #define NALGS ((int)(sizeof algs / sizeof algs[0]))
 

@@ -136,6 +136,8 @@ static const struct {
   {"normuon", "nonmatrix=adamw,weight_decay=0.1"},
   {"root", "quantile=0.8"},
   {"fismo", "nonmatrix=adamw,weight_decay=0.01"},
+  {"soap", "precondition_frequency=3,weight_decay=0.05"},
+  {"soap", "precondition_frequency=2,merge_dims=true,max_precond_dim=20,normalize_grads=true"},
 };
 #define NCONFIGS ((int)(sizeof configs / sizeof configs[0]))
 

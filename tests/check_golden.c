@@ -34,6 +34,7 @@ typedef struct gcheck {
 typedef struct gcase {
   char name[64], alg[16], options[256];
   double rtol32, rtol64;
+  double state_factor;  /* state buffers are compared at this times rtol */
   int dtype, steps;
   uint64_t seed;
   gparam p[MAXP];
@@ -75,7 +76,7 @@ static int find_param(const gcase *c, const char *name)
   return -1;
 }
 
-static void load_golden(const char *path, double rtol32, double rtol64)
+static void load_golden(const char *path, double rtol32, double rtol64, double state_factor)
 {
   FILE *f = fopen(path, "r");
   if (!f) {
@@ -104,6 +105,7 @@ static void load_golden(const char *path, double rtol32, double rtol64)
       memset(c, 0, sizeof *c);
       c->rtol32 = rtol32;
       c->rtol64 = rtol64;
+      c->state_factor = state_factor;
       sscanf(rest, "%63s", c->name);
     } else if (!strcmp(word, "algorithm")) {
       sscanf(rest, "%15s", c->alg);
@@ -182,7 +184,7 @@ static int is_missing(const gparam *p, int step)
 static int is_matrix_alg(const char *alg)
 {
   return !strcmp(alg, "muon") || !strcmp(alg, "normuon") || !strcmp(alg, "root") ||
-         !strcmp(alg, "fismo");
+         !strcmp(alg, "fismo") || !strcmp(alg, "soap");
 }
 
 /* Element-wise |got - want| <= rtol * |want| (exact zeros must match) for
@@ -192,7 +194,8 @@ static int is_matrix_alg(const char *alg)
  * each result element, and BLAS sums in another order than the reference. */
 static void compare(const gcase *c, const gcheck *k, const void *got, size_t n)
 {
-  double rtol = c->dtype == OPTIM_FLOAT32 ? c->rtol32 : c->rtol64;
+  double rtol = (c->dtype == OPTIM_FLOAT32 ? c->rtol32 : c->rtol64) *
+                (k->key[0] ? c->state_factor : 1);
   int tensorwise = is_matrix_alg(c->alg);
   double scale = 0;
   for (size_t i = 0; tensorwise && i < n; i++)
@@ -264,7 +267,8 @@ START_TEST(test_case)
   }
   ck_assert_int_eq(checked, c->nc);
   ck_assert_int_gt(checked, 0);
-  ck_assert_int_ge(c->steps, is_matrix_alg(c->alg) ? 30 : 50);
+  /* long enough to matter: SOAP's cases run >= 2 precondition periods */
+  ck_assert_int_ge(c->steps, !strcmp(c->alg, "soap") ? 12 : is_matrix_alg(c->alg) ? 30 : 50);
   optim_destroy(opt);
   for (int j = 0; j < c->np; j++) {
     free(data[j]);
@@ -277,12 +281,18 @@ int main(void)
 {
   /* torch.optim's element-wise rules; Muon (BLAS products, whose summation
    * order differs from the reference's, so a looser float64 tolerance). */
-  load_golden(GOLDEN_DIR "/basic.txt", 1e-6, 1e-12);
+  load_golden(GOLDEN_DIR "/basic.txt", 1e-6, 1e-12, 1);
   int nbasic = ncases;
-  load_golden(GOLDEN_DIR "/muon.txt", 1e-5, 1e-10);
+  load_golden(GOLDEN_DIR "/muon.txt", 1e-5, 1e-10, 1);
   int nmuon = ncases - nbasic;
-  load_golden(GOLDEN_DIR "/normuon_root.txt", 1e-5, 1e-10);
-  if (nbasic < 40 || nmuon < 30 || ncases - nbasic - nmuon < 40) {
+  load_golden(GOLDEN_DIR "/normuon_root.txt", 1e-5, 1e-10, 1);
+  int nnr = ncases - nbasic - nmuon;
+  /* SOAP: eigenbases from another LAPACK, in float32 also for float64
+   * parameters (the reference's quirk), so float32-level agreement only;
+   * the second moment, which lives in the rotated basis, 10x looser
+   * (tests/golden/README: observed 7e-7 / 1.6e-5 between LAPACK builds). */
+  load_golden(GOLDEN_DIR "/soap.txt", 1e-5, 2e-6, 10);
+  if (nbasic < 40 || nmuon < 30 || nnr < 40 || ncases - nbasic - nmuon - nnr < 30) {
     fprintf(stderr, "only %d golden cases found\n", ncases);
     return 1;
   }

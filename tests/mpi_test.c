@@ -490,6 +490,9 @@ int main(int argc, char **argv)
    * fewer matrices than ranks at p=4, not divisible at p=2, empty ranks */
   run("muon", "nonmatrix=adamw,weight_decay=0.01", 1, NULL);
   run("normuon", "nonmatrix=adamw", 1, "4096");
+  /* SOAP: every tensor (matrices and the 25x1 one) by its owner, with
+   * refreshes (f = 3) and the first call that only builds the factors */
+  run("soap", "precondition_frequency=3,weight_decay=0.05", 1, NULL);
   blockwise(NULL);   /* small gradients: allreduced */
   blockwise("1024"); /* large ones: reduce-scattered to the row blocks */
   block_period();
@@ -504,6 +507,7 @@ int main(int argc, char **argv)
     dist_checkpoint(dir, "adamw", "weight_decay=0.01", 1, 1);
     dist_checkpoint(dir, "adamw", "weight_decay=0.01", 1, 0);
     dist_checkpoint(dir, "adamw", "weight_decay=0.01", 0, 1);
+    dist_checkpoint(dir, "soap", "precondition_frequency=3", 0, 0);
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 0) {
       char cmd[128];

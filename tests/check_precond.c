@@ -1,0 +1,253 @@
+/* check_precond.c - properties of the preconditioned optimizers (SOAP) that
+ * golden data cannot show: the reduction to Adam when nothing is rotated,
+ * orthonormal bases and symmetric factors for non-square and N-D tensors
+ * (where the eigenbasis is not unique), the first call that only builds
+ * the preconditioner, refresh staggering, failure of the decompositions,
+ * bad input. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static optim_optimizer *make(const char *alg, const char *opts, int *grp)
+{
+  optim_optimizer *o;
+  ck_assert_int_eq(optim_create(&o), OPTIM_OK);
+  ck_assert_int_eq(optim_add_group(o, alg, grp), OPTIM_OK);
+  if (opts) ck_assert_msg(optim_configure(o, *grp, opts) == OPTIM_OK, "%s", optim_errmsg(o));
+  return o;
+}
+
+/* max_precond_dim = 0: nothing is rotated and SOAP is Adam with eps added
+ * to sqrt(v) before the bias correction (lr sqrt(bc2)/bc1 m / (sqrt(v) +
+ * eps)), decay after the update, and a first call that only initializes.
+ * Checked against that formula, written out here in double. */
+START_TEST(test_soap_unrotated_is_adam)
+{
+  enum { N = 40 };
+  double w[N], g[N], ref[N], m[N] = {0}, v[N] = {0};
+  int grp;
+  int64_t shape[2] = {5, 8};
+  const double lr = 0.01, b1 = 0.9, b2 = 0.99, eps = 1e-6, wd = 0.1;
+  optim_optimizer *o = make("soap", "lr=0.01,beta1=0.9,beta2=0.99,eps=1e-6,weight_decay=0.1,"
+                            "max_precond_dim=0", &grp);
+  for (int i = 0; i < N; i++) w[i] = ref[i] = golden_noise((uint64_t)i, 0, 0, 3);
+  ck_assert_int_eq(optim_add_param(o, grp, "w", OPTIM_FLOAT64, 2, shape, w, g, NULL), OPTIM_OK);
+  ck_assert_int_eq(optim_state_count(o, 0), 5); /* step, initialized, stagger_slot, m, v */
+  for (int k = 0; k <= 12; k++) {
+    golden_grad(OPTIM_FLOAT64, w, g, N, (uint64_t)k, 0, 3);
+    ck_assert_int_eq(optim_step(o), OPTIM_OK);
+    if (k == 0) { /* the first call builds the (empty) preconditioner only */
+      for (int i = 0; i < N; i++) ck_assert(w[i] == ref[i]);
+      continue;
+    }
+    double step = lr * sqrt(1 - pow(b2, k)) / (1 - pow(b1, k));
+    for (int i = 0; i < N; i++) {
+      double gi = 0.25 * ref[i] + golden_noise((uint64_t)i, (uint64_t)k, 0, 3);
+      m[i] = b1 * m[i] + (1 - b1) * gi;
+      v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+      double x = ref[i] - step * m[i] / (sqrt(v[i]) + eps);
+      ref[i] = x - lr * wd * x;
+    }
+    for (int i = 0; i < N; i++)
+      ck_assert_msg(fabs(w[i] - ref[i]) <= 1e-13 * (1 + fabs(ref[i])), "step %d: %g vs %g", k,
+                    w[i], ref[i]);
+  }
+  int64_t t;
+  ck_assert_int_eq(optim_state_scalar(o, 0, "step", &t), OPTIM_OK);
+  ck_assert_int_eq(t, 12);
+  optim_destroy(o);
+}
+END_TEST
+
+/* Q^T Q = I and GG symmetric positive semi-definite, for a tall matrix, a
+ * vector with precondition_1d, and a 4-D tensor merged to (6, 36) and one
+ * left unmerged, after 2 refreshes; the loss of a quadratic decreases. */
+static void check_factors(optim_optimizer *o, int index, const int64_t *dims, int k, int dtype)
+{
+  const void *Qv, *Gv;
+  int64_t nq, ng;
+  ck_assert_int_eq(optim_state_buffer(o, index, "Q", &Qv, &nq), OPTIM_OK);
+  ck_assert_int_eq(optim_state_buffer(o, index, "GG", &Gv, &ng), OPTIM_OK);
+  int64_t off = 0, want = 0;
+  for (int i = 0; i < k; i++) want += dims[i] * dims[i];
+  ck_assert_int_eq(nq, want);
+  ck_assert_int_eq(ng, want);
+  double tol = dtype == OPTIM_FLOAT32 ? 2e-5 : 1e-12;
+  for (int i = 0; i < k; i++) {
+    int64_t d = dims[i];
+    for (int64_t a = 0; a < d; a++)
+      for (int64_t b = 0; b < d; b++) {
+        double s = 0, gab, gba;
+        for (int64_t r = 0; r < d; r++) {
+          double qa = dtype == OPTIM_FLOAT32 ? ((const float *)Qv)[off + r * d + a]
+                                             : ((const double *)Qv)[off + r * d + a];
+          double qb = dtype == OPTIM_FLOAT32 ? ((const float *)Qv)[off + r * d + b]
+                                             : ((const double *)Qv)[off + r * d + b];
+          s += qa * qb;
+        }
+        /* the bases come from float32 decompositions also for float64 */
+        ck_assert_msg(fabs(s - (a == b)) < 1e-5, "dim %d: (Q^T Q)[%lld][%lld] = %g", i,
+                      (long long)a, (long long)b, s);
+        gab = dtype == OPTIM_FLOAT32 ? ((const float *)Gv)[off + a * d + b]
+                                     : ((const double *)Gv)[off + a * d + b];
+        gba = dtype == OPTIM_FLOAT32 ? ((const float *)Gv)[off + b * d + a]
+                                     : ((const double *)Gv)[off + b * d + a];
+        ck_assert_msg(fabs(gab - gba) <= tol * (1 + fabs(gab)), "GG not symmetric");
+        if (a == b) ck_assert(gab >= 0);
+      }
+    off += d * d;
+  }
+}
+
+START_TEST(test_soap_factors)
+{
+  for (int dt = 0; dt < 2; dt++) {
+    int dtype = dt ? OPTIM_FLOAT64 : OPTIM_FLOAT32;
+    size_t es = dt ? 8 : 4;
+    int grp;
+    optim_optimizer *o = make("soap", "lr=0.01,precondition_frequency=3,precondition_1d=true,"
+                              "max_precond_dim=40,merge_dims=true,stagger=false", &grp);
+    int grp2 = -1;
+    ck_assert_int_eq(optim_add_group(o, "soap", &grp2), OPTIM_OK);
+    ck_assert_int_eq(optim_configure(o, grp2, "lr=0.01,precondition_frequency=3"), OPTIM_OK);
+    const int64_t s0[2] = {16, 8}, s1[1] = {6}, s2[4] = {6, 4, 3, 3}, s3[4] = {6, 4, 3, 3};
+    const int64_t *shapes[4] = {s0, s1, s2, s3};
+    const int nd[4] = {2, 1, 4, 4}, gr[4] = {grp, grp, grp, grp2};
+    size_t n[4] = {128, 6, 216, 216};
+    void *w[4], *g[4];
+    for (int j = 0; j < 4; j++) {
+      w[j] = calloc(n[j], es);
+      g[j] = calloc(n[j], es);
+      for (size_t i = 0; i < n[j]; i++) {
+        double x = golden_noise(i, 0, (uint64_t)j, 5);
+        if (dt) ((double *)w[j])[i] = x;
+        else ((float *)w[j])[i] = (float)x;
+      }
+      char name[8];
+      snprintf(name, sizeof name, "p%d", j);
+      ck_assert_int_eq(optim_add_param(o, gr[j], name, dtype, nd[j], shapes[j], w[j], g[j], NULL),
+                       OPTIM_OK);
+    }
+    double loss0 = 0, loss = 0;
+    for (int k = 0; k <= 8; k++) {
+      loss = 0;
+      for (int j = 0; j < 4; j++) {
+        /* gradient of the quadratic sum (w - c)^2 / 2 plus noise */
+        for (size_t i = 0; i < n[j]; i++) {
+          double x = dt ? ((double *)w[j])[i] : ((float *)w[j])[i];
+          double c = golden_noise(i, 99, (uint64_t)j, 5);
+          double gi = (x - c) + 0.01 * golden_noise(i, (uint64_t)k, (uint64_t)j, 5);
+          if (dt) ((double *)g[j])[i] = gi;
+          else ((float *)g[j])[i] = (float)gi;
+          loss += 0.5 * (x - c) * (x - c);
+        }
+      }
+      if (k == 0) loss0 = loss;
+      ck_assert_msg(optim_step(o) == OPTIM_OK, "%s", optim_errmsg(o));
+    }
+    ck_assert_msg(loss < 0.98 * loss0, "loss %g -> %g", loss0, loss);
+    const int64_t d0[2] = {16, 8}, d1[1] = {6}, d2[2] = {24, 9}, d3[4] = {6, 4, 3, 3};
+    check_factors(o, 0, d0, 2, dtype);
+    check_factors(o, 1, d1, 1, dtype);
+    check_factors(o, 2, d2, 2, dtype); /* (6,4,3,3) merged at 40: (24, 9) */
+    check_factors(o, 3, d3, 4, dtype);
+    for (int j = 0; j < 4; j++) {
+      free(w[j]);
+      free(g[j]);
+    }
+    optim_destroy(o);
+  }
+}
+END_TEST
+
+/* With stagger the k-th parameter refreshes at steps t with (t + k) mod f
+ * = 0: parameter 0 as the reference does (so it equals its run with
+ * stagger=false), parameter 1 one step earlier (so it differs). */
+START_TEST(test_soap_stagger)
+{
+  double w[2][2][64], g[2][2][64];
+  optim_optimizer *o[2];
+  int64_t shape[2] = {8, 8};
+  for (int s = 0; s < 2; s++) {
+    int grp;
+    o[s] = make("soap", s ? "precondition_frequency=4,stagger=false" : "precondition_frequency=4",
+                &grp);
+    for (int j = 0; j < 2; j++) {
+      for (int i = 0; i < 64; i++) w[s][j][i] = golden_noise((uint64_t)i, 0, (uint64_t)j, 7);
+      char name[4] = {'p', (char)('0' + j), 0, 0};
+      ck_assert_int_eq(optim_add_param(o[s], grp, name, OPTIM_FLOAT64, 2, shape, w[s][j],
+                                       g[s][j], NULL),
+                       OPTIM_OK);
+    }
+  }
+  int differed = 0;
+  for (int k = 0; k <= 9; k++) {
+    for (int s = 0; s < 2; s++) {
+      for (int j = 0; j < 2; j++) golden_grad(OPTIM_FLOAT64, w[s][j], g[s][j], 64, (uint64_t)k,
+                                              (uint64_t)j, 7);
+      ck_assert_int_eq(optim_step(o[s]), OPTIM_OK);
+    }
+    ck_assert_msg(memcmp(w[0][0], w[1][0], sizeof w[0][0]) == 0, "parameter 0 differs at %d", k);
+    /* parameter 1 refreshes after step 3 instead of 4: step 4 differs */
+    if (k <= 3) ck_assert(memcmp(w[0][1], w[1][1], sizeof w[0][1]) == 0);
+    else differed |= memcmp(w[0][1], w[1][1], sizeof w[0][1]) != 0;
+  }
+  ck_assert_msg(differed, "stagger changed nothing for the second parameter");
+  optim_destroy(o[0]);
+  optim_destroy(o[1]);
+}
+END_TEST
+
+/* A factor that overflows float32 makes the decomposition fail (in float64
+ * too: the factor holds infinities): the parameter and its state do not
+ * change and the group counts a failure; bad settings are refused. */
+START_TEST(test_soap_failure_and_bad_input)
+{
+  float w[16], g[16];
+  int grp;
+  int64_t shape[2] = {4, 4};
+  optim_optimizer *o = make("soap", NULL, &grp);
+  for (int i = 0; i < 16; i++) w[i] = (float)golden_noise((uint64_t)i, 0, 0, 9);
+  ck_assert_int_eq(optim_add_param(o, grp, "w", OPTIM_FLOAT32, 2, shape, w, g, NULL), OPTIM_OK);
+  for (int i = 0; i < 16; i++) g[i] = 3e37f * (float)(i % 3 + 1); /* finite; GG overflows */
+  uint64_t h = hash_state(o);
+  float before[16];
+  memcpy(before, w, sizeof w);
+  ck_assert_int_eq(optim_step(o), OPTIM_OK);
+  int64_t failed = 0;
+  ck_assert_int_eq(optim_get_counter(o, grp, "failed", &failed), OPTIM_OK);
+  ck_assert_int_eq(failed, 1);
+  ck_assert_uint_eq(hash_state(o), h);
+  ck_assert_mem_eq(w, before, sizeof w);
+  /* NaN gradient: refused before anything changes */
+  for (int i = 0; i < 16; i++) g[i] = 1;
+  g[5] = NAN;
+  ck_assert_int_eq(optim_step(o), OPTIM_ENONFINITE);
+  ck_assert_uint_eq(hash_state(o), h);
+  /* settings */
+  ck_assert_int_eq(optim_set_double(o, grp, "shampoo_beta", 1.0), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_double(o, grp, "shampoo_beta", -2.0), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_int(o, grp, "precondition_frequency", 0), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_double(o, grp, "beta1", 1.0), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_int(o, grp, "max_precond_dim", -1), OPTIM_ERANGE);
+  ck_assert_uint_eq(hash_state(o), h);
+  optim_destroy(o);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("precond");
+  TCase *tc = tcase_create("soap");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_soap_unrotated_is_adam);
+  tcase_add_test(tc, test_soap_factors);
+  tcase_add_test(tc, test_soap_stagger);
+  tcase_add_test(tc, test_soap_failure_and_bad_input);
+  suite_add_tcase(s, tc);
+  return run_suite(s);
+}
