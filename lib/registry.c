@@ -12,6 +12,7 @@ extern const optim_alg optim__alg_normuon;
 extern const optim_alg optim__alg_root;
 extern const optim_alg optim__alg_fismo;
 extern const optim_alg optim__alg_soap;
+extern const optim_alg optim__alg_shampoo;
 
 /* Order is the listing order of optim_algorithm_name(); append only. */
 static const optim_alg *const algs[] = {
@@ -24,6 +25,7 @@ static const optim_alg *const algs[] = {
   &optim__alg_root,
   &optim__alg_fismo,
   &optim__alg_soap,
+  &optim__alg_shampoo,
 };
 #define NALGS ((int)(sizeof algs / sizeof algs[0]))
 

@@ -138,6 +138,8 @@ static const struct {
   {"fismo", "nonmatrix=adamw,weight_decay=0.01"},
   {"soap", "precondition_frequency=3,weight_decay=0.05"},
   {"soap", "precondition_frequency=2,merge_dims=true,max_precond_dim=20,normalize_grads=true"},
+  {"shampoo", "update_freq=3,block_size=4,eps=1e-6,weight_decay=0.01"},
+  {"shampoo", "grafting=sgd,beta2=0.9,nesterov=true,update_freq=2,eps=1e-6,block_size=16"},
 };
 #define NCONFIGS ((int)(sizeof configs / sizeof configs[0]))
 

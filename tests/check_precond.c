@@ -1,4 +1,5 @@
-/* check_precond.c - properties of the preconditioned optimizers (SOAP) that
+/* check_precond.c - properties of the preconditioned optimizers (SOAP,
+ * Shampoo) that
  * golden data cannot show: the reduction to Adam when nothing is rotated,
  * orthonormal bases and symmetric factors for non-square and N-D tensors
  * (where the eigenbasis is not unique), the first call that only builds
@@ -239,6 +240,203 @@ START_TEST(test_soap_failure_and_bad_input)
 }
 END_TEST
 
+/* ---- shampoo ------------------------------------------------------------------- */
+
+/* block_size = 1: every block is one element, its two factors are the sum
+ * of its squared gradients f, and the preconditioned element is
+ * g (f + eps)^(-1/2): diagonal AdaGrad (grafting=none); with Adam grafting
+ * each element takes the magnitude of Adam's direction, i.e. becomes it
+ * (signs agree).  Checked against those formulas in double. */
+START_TEST(test_shampoo_diagonal)
+{
+  enum { N = 12 };
+  for (int graft = 0; graft < 2; graft++) {
+    double w[N], g[N], ref[N], f[N] = {0}, v[N] = {0}, m[N] = {0};
+    int grp;
+    int64_t shape[2] = {3, 4};
+    const double lr = 0.05, eps = 1e-10, b1 = 0.5, gb2 = 0.9, geps = 1e-8;
+    optim_optimizer *o = make("shampoo", graft ? "block_size=1,lr=0.05,eps=1e-10,beta1=0.5,"
+                                                 "graft_beta2=0.9,update_freq=1"
+                                               : "block_size=1,lr=0.05,eps=1e-10,beta1=0.5,"
+                                                 "grafting=none,update_freq=1",
+                              &grp);
+    for (int i = 0; i < N; i++) w[i] = ref[i] = golden_noise((uint64_t)i, 0, 0, 13);
+    ck_assert_int_eq(optim_add_param(o, grp, "w", OPTIM_FLOAT64, 2, shape, w, g, NULL), OPTIM_OK);
+    for (int k = 1; k <= 8; k++) {
+      golden_grad(OPTIM_FLOAT64, w, g, N, (uint64_t)k, 0, 13);
+      ck_assert_int_eq(optim_step(o), OPTIM_OK);
+      for (int i = 0; i < N; i++) {
+        double gi = 0.25 * ref[i] + golden_noise((uint64_t)i, (uint64_t)k, 0, 13), d;
+        f[i] += gi * gi;
+        if (graft) {
+          v[i] = gb2 * v[i] + (1 - gb2) * gi * gi;
+          d = gi / (sqrt(v[i] / (1 - pow(gb2, k))) + geps);
+        } else {
+          d = gi / sqrt(f[i] + eps);
+        }
+        m[i] = b1 * m[i] + (1 - b1) * d;
+        ref[i] -= lr * m[i];
+      }
+      for (int i = 0; i < N; i++)
+        ck_assert_msg(fabs(w[i] - ref[i]) <= 1e-12 * (1 + fabs(ref[i])),
+                      "grafting %s, step %d: %.17g vs %.17g", graft ? "adam" : "none", k, w[i],
+                      ref[i]);
+    }
+    optim_destroy(o);
+  }
+}
+END_TEST
+
+/* A square matrix in one block, grafting=none, no momentum: after a step
+ * the roots satisfy H^4 (F + eps I) = I, and the step is -lr H_0 G H_1. */
+START_TEST(test_shampoo_roots)
+{
+  enum { D = 6 };
+  double w[D * D], g[D * D], w0[D * D];
+  int grp;
+  int64_t shape[2] = {D, D};
+  optim_optimizer *o = make("shampoo", "grafting=none,beta1=0,eps=1e-9,update_freq=1,lr=0.1",
+                            &grp);
+  for (int i = 0; i < D * D; i++) w[i] = w0[i] = golden_noise((uint64_t)i, 0, 0, 17);
+  ck_assert_int_eq(optim_add_param(o, grp, "w", OPTIM_FLOAT64, 2, shape, w, g, NULL), OPTIM_OK);
+  golden_grad(OPTIM_FLOAT64, w, g, D * D, 1, 0, 17);
+  ck_assert_int_eq(optim_step(o), OPTIM_OK);
+  const double *F, *H;
+  int64_t n;
+  ck_assert_int_eq(optim_state_buffer(o, 0, "factors", (const void **)&F, &n), OPTIM_OK);
+  ck_assert_int_eq(n, 2 * D * D);
+  ck_assert_int_eq(optim_state_buffer(o, 0, "roots", (const void **)&H, &n), OPTIM_OK);
+  for (int f = 0; f < 2; f++) {
+    const double *Hf = H + f * D * D, *Ff = F + f * D * D;
+    double H2[D * D], H4[D * D];
+    for (int a = 0; a < D; a++)
+      for (int b = 0; b < D; b++) {
+        double s = 0;
+        for (int c = 0; c < D; c++) s += Hf[a * D + c] * Hf[c * D + b];
+        H2[a * D + b] = s;
+      }
+    for (int a = 0; a < D; a++)
+      for (int b = 0; b < D; b++) {
+        double s = 0;
+        for (int c = 0; c < D; c++) s += H2[a * D + c] * H2[c * D + b];
+        H4[a * D + b] = s;
+      }
+    for (int a = 0; a < D; a++)
+      for (int b = 0; b < D; b++) {
+        double s = 0;
+        for (int c = 0; c < D; c++) s += H4[a * D + c] * (Ff[c * D + b] + (c == b ? 1e-9 : 0));
+        ck_assert_msg(fabs(s - (a == b)) < 1e-8, "factor %d: (H^4 F)[%d][%d] = %g", f, a, b, s);
+      }
+  }
+  /* the step: w = w0 - lr H_0 g H_1 */
+  for (int a = 0; a < D; a++)
+    for (int b = 0; b < D; b++) {
+      double s = 0;
+      for (int c = 0; c < D; c++)
+        for (int e = 0; e < D; e++) s += H[a * D + c] * g[c * D + e] * H[D * D + e * D + b];
+      ck_assert_msg(fabs(w[a * D + b] - (w0[a * D + b] - 0.1 * s)) < 1e-12, "step [%d][%d]", a, b);
+    }
+  optim_destroy(o);
+}
+END_TEST
+
+/* Grafting keeps each block's norm: with sgd grafting and no momentum a
+ * 7x5 matrix in blocks of 3 moves by lr times each gradient block's norm;
+ * order-3 and order-4 tensors and a vector step without trouble and
+ * reduce a quadratic. */
+START_TEST(test_shampoo_blocks_and_grafting)
+{
+  double w[35], g[35], w0[35];
+  int grp;
+  int64_t shape[2] = {7, 5};
+  optim_optimizer *o = make("shampoo", "grafting=sgd,beta1=0,block_size=3,lr=0.01", &grp);
+  for (int i = 0; i < 35; i++) w[i] = w0[i] = golden_noise((uint64_t)i, 0, 0, 19);
+  ck_assert_int_eq(optim_add_param(o, grp, "w", OPTIM_FLOAT64, 2, shape, w, g, NULL), OPTIM_OK);
+  int64_t nf;
+  const void *fb;
+  /* blocks: rows 3,3,1 x cols 3,2: factors 3 x (9+9+1) ... = sum over blocks */
+  ck_assert_int_eq(optim_state_buffer(o, 0, "factors", &fb, &nf), OPTIM_OK);
+  ck_assert_int_eq(nf, (9 + 9 + 1) * 2 + (9 + 4) * 3);
+  golden_grad(OPTIM_FLOAT64, w, g, 35, 1, 0, 19);
+  ck_assert_int_eq(optim_step(o), OPTIM_OK);
+  for (int br = 0; br < 3; br++)
+    for (int bc = 0; bc < 2; bc++) {
+      double sd = 0, sg = 0;
+      for (int r = br * 3; r < br * 3 + 3 && r < 7; r++)
+        for (int c = bc * 3; c < bc * 3 + 3 && c < 5; c++) {
+          sd += (w[r * 5 + c] - w0[r * 5 + c]) * (w[r * 5 + c] - w0[r * 5 + c]);
+          sg += g[r * 5 + c] * g[r * 5 + c];
+        }
+      ck_assert_msg(fabs(sqrt(sd) - 0.01 * sqrt(sg)) < 1e-12 * (1 + sqrt(sg)),
+                    "block (%d,%d): moved %g, want %g", br, bc, sqrt(sd), 0.01 * sqrt(sg));
+    }
+  optim_destroy(o);
+
+  /* other orders, float32 */
+  const int64_t s1[1] = {7}, s3[3] = {3, 4, 5}, s4[4] = {4, 3, 2, 2};
+  const int64_t *shapes[3] = {s1, s3, s4};
+  const int nd[3] = {1, 3, 4};
+  const size_t n[3] = {7, 60, 48};
+  o = make("shampoo", "block_size=3,lr=0.05,update_freq=2,eps=1e-6", &grp);
+  float *pw[3], *pg[3];
+  for (int j = 0; j < 3; j++) {
+    pw[j] = malloc(n[j] * sizeof(float));
+    pg[j] = malloc(n[j] * sizeof(float));
+    for (size_t i = 0; i < n[j]; i++) pw[j][i] = (float)golden_noise(i, 0, (uint64_t)j, 23);
+    char name[4] = {'t', (char)('0' + j), 0, 0};
+    ck_assert_int_eq(optim_add_param(o, grp, name, OPTIM_FLOAT32, nd[j], shapes[j], pw[j], pg[j],
+                                     NULL),
+                     OPTIM_OK);
+  }
+  double loss0 = 0, loss = 0;
+  for (int k = 0; k < 30; k++) {
+    loss = 0;
+    for (int j = 0; j < 3; j++)
+      for (size_t i = 0; i < n[j]; i++) {
+        pg[j][i] = pw[j][i]; /* the gradient of |w|^2 / 2 */
+        loss += 0.5 * pw[j][i] * pw[j][i];
+      }
+    if (k == 0) loss0 = loss;
+    ck_assert_msg(optim_step(o) == OPTIM_OK, "%s", optim_errmsg(o));
+  }
+  ck_assert_msg(loss < 0.5 * loss0, "loss %g -> %g", loss0, loss);
+  for (int j = 0; j < 3; j++) {
+    free(pw[j]);
+    free(pg[j]);
+  }
+  optim_destroy(o);
+}
+END_TEST
+
+/* A factor that overflows makes the inverse root fail (also in float64):
+ * nothing changes and the group counts a failure; bad settings refused. */
+START_TEST(test_shampoo_failure_and_bad_input)
+{
+  float w[16], g[16];
+  int grp;
+  int64_t shape[2] = {4, 4};
+  optim_optimizer *o = make("shampoo", NULL, &grp);
+  for (int i = 0; i < 16; i++) w[i] = (float)golden_noise((uint64_t)i, 0, 0, 29);
+  ck_assert_int_eq(optim_add_param(o, grp, "w", OPTIM_FLOAT32, 2, shape, w, g, NULL), OPTIM_OK);
+  for (int i = 0; i < 16; i++) g[i] = 3e37f * (float)(i % 3 + 1);
+  uint64_t h = hash_state(o);
+  float before[16];
+  memcpy(before, w, sizeof w);
+  ck_assert_int_eq(optim_step(o), OPTIM_OK);
+  int64_t failed = 0;
+  ck_assert_int_eq(optim_get_counter(o, grp, "failed", &failed), OPTIM_OK);
+  ck_assert_int_eq(failed, 1);
+  ck_assert_uint_eq(hash_state(o), h);
+  ck_assert_mem_eq(w, before, sizeof w);
+  ck_assert_int_eq(optim_set_string(o, grp, "grafting", "adagrad"), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_int(o, grp, "block_size", 0), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_int(o, grp, "update_freq", 0), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_double(o, grp, "beta2", 1.5), OPTIM_ERANGE);
+  ck_assert_uint_eq(hash_state(o), h);
+  optim_destroy(o);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("precond");
@@ -249,5 +447,12 @@ int main(void)
   tcase_add_test(tc, test_soap_stagger);
   tcase_add_test(tc, test_soap_failure_and_bad_input);
   suite_add_tcase(s, tc);
+  TCase *ts = tcase_create("shampoo");
+  tcase_set_timeout(ts, 120);
+  tcase_add_test(ts, test_shampoo_diagonal);
+  tcase_add_test(ts, test_shampoo_roots);
+  tcase_add_test(ts, test_shampoo_blocks_and_grafting);
+  tcase_add_test(ts, test_shampoo_failure_and_bad_input);
+  suite_add_tcase(s, ts);
   return run_suite(s);
 }

@@ -493,6 +493,8 @@ int main(int argc, char **argv)
   /* SOAP: every tensor (matrices and the 25x1 one) by its owner, with
    * refreshes (f = 3) and the first call that only builds the factors */
   run("soap", "precondition_frequency=3,weight_decay=0.05", 1, NULL);
+  /* Shampoo: blocks of each tensor computed by its owner */
+  run("shampoo", "update_freq=2,block_size=16,eps=1e-6", 1, NULL);
   blockwise(NULL);   /* small gradients: allreduced */
   blockwise("1024"); /* large ones: reduce-scattered to the row blocks */
   block_period();
@@ -508,6 +510,7 @@ int main(int argc, char **argv)
     dist_checkpoint(dir, "adamw", "weight_decay=0.01", 1, 0);
     dist_checkpoint(dir, "adamw", "weight_decay=0.01", 0, 1);
     dist_checkpoint(dir, "soap", "precondition_frequency=3", 0, 0);
+    dist_checkpoint(dir, "shampoo", "update_freq=3,eps=1e-6", 0, 0);
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 0) {
       char cmd[128];

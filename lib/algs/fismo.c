@@ -22,6 +22,7 @@
 
 #include "matrix.h"
 #include "ns.h"
+#include "tensor.h"
 
 enum { LR, MOMENTUM, FISHER_BETA, DAMPING, WEIGHT_DECAY, NS_STEPS, NS_COEFFICIENTS,
        NS_PRECISION, NONMATRIX, A_LR };
@@ -119,13 +120,6 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
   optim__aux_kernel(p, b, e);
 }
 
-static void *carve(char **w, size_t bytes)
-{
-  void *p = (void *)(((uintptr_t)*w + 63) & ~(uintptr_t)63);
-  *w = (char *)p + bytes;
-  return p;
-}
-
 /* FISMO's matrix step in precision T (the parameter's). */
 #define FISMO_IMPL(T, SFX, GEMM, SYEVD, SQRT)                                                \
   /* out = V diag(f(lambda)) V^T for symmetric A (d x d, destroyed into V);            \
@@ -171,13 +165,13 @@ static void *carve(char **w, size_t bytes)
     const double beta = hp_d(g, MOMENTUM), fb = hp_d(g, FISHER_BETA);                    \
     const double damping = hp_d(g, DAMPING), lr = hp_d(g, LR);                           \
     char *w = work;                                                                      \
-    T *G = carve(&w, m * n * sizeof(T)), *T1 = carve(&w, m * n * sizeof(T));             \
-    T *T2 = carve(&w, m * n * sizeof(T));                                                \
-    T *V = carve(&w, big * big * sizeof(T)), *Tmp = carve(&w, big * big * sizeof(T));    \
-    T *Pr = carve(&w, m * m * sizeof(T)), *Qr = carve(&w, n * n * sizeof(T));            \
-    T *lam = carve(&w, big * sizeof(T));                                                 \
-    T *Pn = carve(&w, m * m * sizeof(T)), *Qn = carve(&w, n * n * sizeof(T));            \
-    void *nswork = carve(&w, 64);                                                        \
+    T *G = optim__carve(&w, m * n * sizeof(T)), *T1 = optim__carve(&w, m * n * sizeof(T));             \
+    T *T2 = optim__carve(&w, m * n * sizeof(T));                                                \
+    T *V = optim__carve(&w, big * big * sizeof(T)), *Tmp = optim__carve(&w, big * big * sizeof(T));    \
+    T *Pr = optim__carve(&w, m * m * sizeof(T)), *Qr = optim__carve(&w, n * n * sizeof(T));            \
+    T *lam = optim__carve(&w, big * sizeof(T));                                                 \
+    T *Pn = optim__carve(&w, m * m * sizeof(T)), *Qn = optim__carve(&w, n * n * sizeof(T));            \
+    void *nswork = optim__carve(&w, 64);                                                        \
     T *M = p->state[1].buf, *W = p->data;                                                \
     /* new factors are built in Pn, Qn and committed with M and W at the end, \
      * so a failed eigendecomposition leaves everything as it was */         \

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "optim-internal.h"
+#include "tensor.h"
 
 enum { LR, BETA1, BETA2, SHAMPOO_BETA, EPS, WEIGHT_DECAY, FREQ, MAX_DIM, MERGE_DIMS,
        PRECOND_1D, NORMALIZE, CORRECT_BIAS, STAGGER };
@@ -118,13 +119,6 @@ static void view_of(const optim_group *g, const optim_param *p, view *v)
   }
 }
 
-static int whole(const optim_group *g, const optim_param *p)
-{
-  (void)g;
-  (void)p;
-  return 1;
-}
-
 enum { S_STEP, S_INIT, S_SLOT, S_M, S_V, S_GG, S_Q };
 
 static void layout(const optim_group *g, const optim_param *p, state_layout *out)
@@ -168,28 +162,6 @@ static double cost(const optim_group *g, const optim_param *p)
   return c;
 }
 
-/* Steps are counted when a parameter's step is committed (param_step). */
-static void prepare(const optim_group *g, optim_param *p)
-{
-  (void)g;
-  (void)p;
-}
-
-static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t e)
-{
-  (void)g;
-  (void)p;
-  (void)b;
-  (void)e;
-}
-
-static void *carve(char **w, size_t bytes)
-{
-  void *p = (void *)(((uintptr_t)*w + 63) & ~(uintptr_t)63);
-  *w = (char *)p + bytes;
-  return p;
-}
-
 /* pre and post: the products of the dims before and after dim i. */
 static void around(const view *v, int i, size_t *pre, size_t *post)
 {
@@ -200,37 +172,15 @@ static void around(const view *v, int i, size_t *pre, size_t *post)
 
 /* ---- the decompositions, in float32 with a float64 retry ----------------------------- */
 
-/* Eigenvectors of the symmetric A (d x d, destroyed: the vectors replace
- * it, by ascending eigenvalue, eigenvector j in A[j d .. j d + d): A is
- * symmetric, so it is passed as column-major, which LAPACK takes without a
- * transposed copy), with LAPACK's divide and conquer.  The workspace is
- * computed here (1 + 6d + 2d^2 and 3 + 5d): LAPACKE's query returns it as
- * a float, which rounds it down for d > ~2900 and makes ssyevd refuse it.
- * Allocated per call: eigendecompositions run at a parameter's first step
- * only, or on the float64 retry.  0, or -1 on failure or non-finite
- * output. */
-#define SYEVD_IMPL(T, SFX, SYEVD_WORK)                                                   \
+#define FINITE_IMPL(T, SFX)                                                              \
   static int finite_##SFX(const T *x, size_t n)                                          \
   {                                                                                      \
     for (size_t i = 0; i < n; i++)                                                       \
       if (!isfinite(x[i])) return 0;                                                     \
     return 1;                                                                            \
-  }                                                                                      \
-  static int syevd_##SFX(T *A, size_t d, T *lam)                                         \
-  {                                                                                      \
-    size_t lw = 1 + 6 * d + 2 * d * d, liw = 3 + 5 * d;                                  \
-    T *work = malloc(lw * sizeof *work);                                                 \
-    lapack_int *iw = malloc(liw * sizeof *iw);                                           \
-    int st = work && iw ? (int)SYEVD_WORK(LAPACK_COL_MAJOR, 'V', 'U', (lapack_int)d, A,  \
-                                          (lapack_int)d, lam, work, (lapack_int)lw, iw,  \
-                                          (lapack_int)liw)                               \
-                        : -1;                                                            \
-    free(work);                                                                          \
-    free(iw);                                                                            \
-    return st == 0 && finite_##SFX(A, d * d) && finite_##SFX(lam, d) ? 0 : -1;           \
   }
-SYEVD_IMPL(float, f, LAPACKE_ssyevd_work)
-SYEVD_IMPL(double, d, LAPACKE_dsyevd_work)
+FINITE_IMPL(float, f)
+FINITE_IMPL(double, d)
 
 /* Householder QR of A (d x d, row-major, replaced by its Q factor). */
 static int qr_d(double *A, size_t d, double *tau)
@@ -274,7 +224,7 @@ static void sort_desc(int *perm, int *tmp, size_t n, const float *key)
     if (!A) return -1;                                                                     \
     for (size_t i = 0; i < d * d; i++) A[i] = (float)S[i];                                 \
     for (size_t i = 0; i < d; i++) A[i * d + i] += 1e-30f;                                 \
-    int st = syevd_f(A, d, A + d * d);                                                     \
+    int st = optim__syevd_f32(A, d, A + d * d);                                                     \
     if (st == 0)                                                                           \
       for (size_t i = 0; i < d; i++)                                                       \
         for (size_t j = 0; j < d; j++) Qn[i * d + j] = (T)A[(d - 1 - j) * d + i];          \
@@ -284,7 +234,7 @@ static void sort_desc(int *perm, int *tmp, size_t n, const float *key)
     if (!B) return -1;                                                                     \
     for (size_t i = 0; i < d * d; i++) B[i] = (double)S[i];                                \
     for (size_t i = 0; i < d; i++) B[i * d + i] += 1e-30;                                  \
-    st = syevd_d(B, d, B + d * d);                                                         \
+    st = optim__syevd_f64(B, d, B + d * d);                                                         \
     if (st == 0)                                                                           \
       for (size_t i = 0; i < d; i++)                                                       \
         for (size_t j = 0; j < d; j++) Qn[i * d + j] = (T)B[(d - 1 - j) * d + i];          \
@@ -344,29 +294,20 @@ DECOMP_IMPL(double, f64)
 
 /* ---- the step, in the parameter's precision ------------------------------------------------ */
 
-#define SOAP_IMPL(T, SFX, GEMM, SYRK, SQRT)                                                   \
+#define SOAP_IMPL(T, SFX, SQRT)                                                             \
   /* Y = X with every rotated mode i multiplied by Q_i^T (back = 0) or Q_i              \
    * (back = 1); A, B scratch of numel; returns the buffer holding the result          \
    * (X itself when nothing is rotated). */                                             \
   static const T *rotate_##SFX(const view *v, const T *Q, const T *X, T *A, T *B, int back) \
   {                                                                                     \
+    const tview tv = {v->k, {v->d[0], v->d[1], v->d[2], v->d[3]}};                      \
     const T *in = X;                                                                    \
     T *out = A;                                                                         \
     size_t off = 0;                                                                     \
     for (int i = 0; i < v->k; i++) {                                                    \
       if (!v->rot[i]) continue;                                                         \
-      size_t d = v->d[i], pre, post;                                                    \
-      around(v, i, &pre, &post);                                                        \
-      const T *M = Q + off;                                                             \
-      off += d * d;                                                                     \
-      if (post == 1) /* Y = X op(M)^T with X pre x d */                                 \
-        GEMM(CblasRowMajor, CblasNoTrans, back ? CblasTrans : CblasNoTrans, (int)pre,   \
-             (int)d, (int)d, 1, in, (int)d, M, (int)d, 0, out, (int)d);                  \
-      else                                                                              \
-        for (size_t q = 0; q < pre; q++)                                                \
-          GEMM(CblasRowMajor, back ? CblasNoTrans : CblasTrans, CblasNoTrans, (int)d,   \
-               (int)post, (int)d, 1, M, (int)d, in + q * d * post, (int)post, 0,         \
-               out + q * d * post, (int)post);                                           \
+      optim__mode_mul_##SFX(&tv, i, Q + off, !back, in, out);                            \
+      off += v->d[i] * v->d[i];                                                         \
       in = out;                                                                         \
       out = out == A ? B : A;                                                           \
     }                                                                                   \
@@ -375,17 +316,8 @@ DECOMP_IMPL(double, f64)
   /* O = G_(i) G_(i)^T, full symmetric. */                                              \
   static void outer_##SFX(const view *v, int i, const T *G, T *O)                       \
   {                                                                                     \
-    size_t d = v->d[i], pre, post;                                                      \
-    around(v, i, &pre, &post);                                                          \
-    if (post == 1)                                                                      \
-      SYRK(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)pre, 1, G, (int)d, 0, O,  \
-           (int)d);                                                                     \
-    else                                                                                \
-      for (size_t q = 0; q < pre; q++)                                                  \
-        SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)d, (int)post, 1,              \
-             G + q * d * post, (int)post, q ? 1 : 0, O, (int)d);                         \
-    for (size_t a = 0; a < d; a++)                                                      \
-      for (size_t b = a + 1; b < d; b++) O[b * d + a] = O[a * d + b];                   \
+    const tview tv = {v->k, {v->d[0], v->d[1], v->d[2], v->d[3]}};                      \
+    optim__mode_gram_##SFX(&tv, i, G, O);                                               \
   }                                                                                     \
   static int soap_##SFX(const optim_group *g, optim_param *p, void *work)                \
   {                                                                                     \
@@ -395,11 +327,11 @@ DECOMP_IMPL(double, f64)
     const double b1 = hp_d(g, BETA1), b2 = hp_d(g, BETA2), lr = hp_d(g, LR);            \
     const double bs = hp_d(g, SHAMPOO_BETA) >= 0 ? hp_d(g, SHAMPOO_BETA) : b2;           \
     char *w = work;                                                                     \
-    T *G = carve(&w, n * sizeof(T)), *A = carve(&w, n * sizeof(T));                     \
-    T *B = carve(&w, n * sizeof(T));                                                    \
-    T *GGn = carve(&w, v.factor * sizeof(T)), *Qn = carve(&w, v.factor * sizeof(T));    \
-    float *fw = carve(&w, (3 * dm * dm + 2 * dm) * sizeof(float));                      \
-    int *perm = carve(&w, 4 * dm * sizeof(int)), *itmp = carve(&w, dm * sizeof(int));    \
+    T *G = optim__carve(&w, n * sizeof(T)), *A = optim__carve(&w, n * sizeof(T));                     \
+    T *B = optim__carve(&w, n * sizeof(T));                                                    \
+    T *GGn = optim__carve(&w, v.factor * sizeof(T)), *Qn = optim__carve(&w, v.factor * sizeof(T));    \
+    float *fw = optim__carve(&w, (3 * dm * dm + 2 * dm) * sizeof(float));                      \
+    int *perm = optim__carve(&w, 4 * dm * sizeof(int)), *itmp = optim__carve(&w, dm * sizeof(int));    \
     T *W = p->data, *m = p->state[S_M].buf, *vv = p->state[S_V].buf;                    \
     T *GG = v.factor ? p->state[S_GG].buf : NULL, *Q = v.factor ? p->state[S_Q].buf : NULL; \
     const T *gr = p->grad;                                                              \
@@ -496,8 +428,8 @@ DECOMP_IMPL(double, f64)
     return 0;                                                                           \
   }
 
-SOAP_IMPL(float, f32, cblas_sgemm, cblas_ssyrk, sqrtf)
-SOAP_IMPL(double, f64, cblas_dgemm, cblas_dsyrk, sqrt)
+SOAP_IMPL(float, f32, sqrtf)
+SOAP_IMPL(double, f64, sqrt)
 
 static int param_step(const optim_group *g, optim_param *p, void *work)
 {
@@ -510,9 +442,9 @@ const optim_alg optim__alg_soap = {
   .hp = hps,
   .nhp = (int)(sizeof hps / sizeof hps[0]),
   .layout = layout,
-  .prepare = prepare,
-  .kernel = kernel,
-  .whole = whole,
+  .prepare = optim__no_prepare,
+  .kernel = optim__no_kernel,
+  .whole = optim__whole_always,
   .param_step = param_step,
   .workspace = workspace,
   .cost = cost,

@@ -135,42 +135,6 @@ def _lin_dtype(dtype):
     return dtype if MODE["linalg"] == "torch64" else torch.float32
 
 
-def jacobi_eigh32(a):
-    """Cyclic Jacobi on a symmetric float32 matrix (numpy, float32
-    arithmetic); returns (eigenvalues ascending, eigenvectors as columns)."""
-    a = np.array(a, dtype=np.float32)
-    n = a.shape[0]
-    v = np.eye(n, dtype=np.float32)
-    one = np.float32(1)
-    for _ in range(100):
-        off = np.sqrt(np.sum(np.triu(a, 1).astype(np.float64) ** 2))
-        scale = np.sqrt(np.sum(a.astype(np.float64) ** 2))
-        if off <= 1e-9 * scale or off == 0:
-            break
-        for p in range(n - 1):
-            for q in range(p + 1, n):
-                apq = a[p, q]
-                if apq == 0:
-                    continue
-                theta = (a[q, q] - a[p, p]) / (np.float32(2) * apq)
-                if abs(theta) > np.float32(1e15):
-                    t = np.float32(0.5) / theta
-                else:
-                    t = np.float32(np.sign(theta) if theta != 0 else 1) / (
-                        abs(theta) + np.sqrt(theta * theta + one))
-                c = one / np.sqrt(t * t + one)
-                s = t * c
-                cp, cq = a[:, p].copy(), a[:, q].copy()
-                a[:, p], a[:, q] = c * cp - s * cq, s * cp + c * cq
-                rp, rq = a[p, :].copy(), a[q, :].copy()
-                a[p, :], a[q, :] = c * rp - s * rq, s * rp + c * rq
-                vp, vq = v[:, p].copy(), v[:, q].copy()
-                v[:, p], v[:, q] = c * vp - s * vq, s * vp + c * vq
-    w = np.diag(a).copy()
-    order = np.argsort(w, kind="stable")
-    return w[order], v[:, order]
-
-
 def householder_qr32(a):
     """Reduced Householder QR in float32 (numpy), LAPACK's sign convention
     (beta = -sign(alpha) ||x||); returns Q."""
@@ -209,7 +173,7 @@ def eigh_descending(gg):
         q = torch.linalg.eigh(a)[1].float()
     elif mode == "jacobi32":
         a = gg.float() + EIGH_SHIFT * torch.eye(n, dtype=torch.float32)
-        q = torch.from_numpy(jacobi_eigh32(a.numpy())[1])
+        q = torch.from_numpy(goldenlib.jacobi_eigh(a.numpy().astype(np.float32))[1])
     else:
         ld = _lin_dtype(gg.dtype)
         a = gg.to(ld) + EIGH_SHIFT * torch.eye(n, dtype=ld)
@@ -474,7 +438,7 @@ def check_linalg_helpers():
     gen = torch.Generator().manual_seed(99)
     a = torch.randn((9, 9), dtype=torch.float64, generator=gen)
     s = (a @ a.T).float()
-    w, v = jacobi_eigh32(s.numpy())
+    w, v = goldenlib.jacobi_eigh(s.numpy().astype(np.float32))
     wr = torch.linalg.eigh(s.double())[0].numpy()
     assert np.abs(w - wr).max() <= 1e-5 * np.abs(wr).max()
     r = v.astype(np.float64).T @ s.double().numpy() @ v.astype(np.float64)

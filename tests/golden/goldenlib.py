@@ -236,3 +236,46 @@ def ns_self_check():
     return x, o, ("NS self-check: 64x32 f64 singular values in [%.4f, %.4f]; "
                   "NS(1e-6 X) vs NS(X) relative difference %.3g"
                   % (lo, hi, rel))
+
+
+def jacobi_eigh(a):
+    """Cyclic Jacobi on a symmetric matrix in its own dtype (numpy): a
+    different algorithm from LAPACK's syevd, as another library might use
+    (the generators' tolerance studies).
+    Returns (eigenvalues ascending, eigenvectors as columns)."""
+    import numpy as np
+
+    dt = a.dtype.type
+    a = np.array(a)
+    n = a.shape[0]
+    v = np.eye(n, dtype=a.dtype)
+    one, two = dt(1), dt(2)
+    tol = 1e-9 if a.dtype == np.float32 else 1e-18
+    for _ in range(100):
+        off = np.sqrt(np.sum(np.triu(a, 1).astype(np.float64) ** 2))
+        scale = np.sqrt(np.sum(a.astype(np.float64) ** 2))
+        if off <= tol * scale or off == 0:
+            break
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                apq = a[p, q]
+                if apq == 0:
+                    continue
+                with np.errstate(over="ignore"):
+                    theta = (a[q, q] - a[p, p]) / (two * apq)
+                if abs(theta) > dt(1e15):
+                    t = dt(0.5) / theta
+                else:
+                    t = dt(np.sign(theta) if theta != 0 else 1) / (
+                        abs(theta) + np.sqrt(theta * theta + one))
+                c = one / np.sqrt(t * t + one)
+                s = t * c
+                cp, cq = a[:, p].copy(), a[:, q].copy()
+                a[:, p], a[:, q] = c * cp - s * cq, s * cp + c * cq
+                rp, rq = a[p, :].copy(), a[q, :].copy()
+                a[p, :], a[q, :] = c * rp - s * rq, s * rp + c * rq
+                vp, vq = v[:, p].copy(), v[:, q].copy()
+                v[:, p], v[:, q] = c * vp - s * vq, s * vp + c * vq
+    w = np.diag(a).copy()
+    order = np.argsort(w, kind="stable")
+    return w[order], v[:, order]
