@@ -62,7 +62,8 @@ typedef enum optim_status {
   OPTIM_ECORRUPT = -16,    /* checkpoint checksum mismatch */
   OPTIM_EMISMATCH = -17,   /* checkpoint does not match this optimizer */
   OPTIM_EUNSUPPORTED = -18, /* algorithm cannot be applied to this tensor */
-  OPTIM_EMPI = -19          /* MPI error, or failure on another rank (optim_mpi.h) */
+  OPTIM_EMPI = -19,         /* MPI error, or failure on another rank (optim_mpi.h) */
+  OPTIM_ECALLBACK = -20     /* a callback of the caller reported a failure */
 } optim_status;
 
 /* Element types of parameter tensors.  New types (bfloat16 next) are
@@ -206,6 +207,21 @@ OPTIM_API int optim_param_get_frozen(optim_optimizer *opt, int index, int *froze
  * shard optimizer state across ranks. */
 OPTIM_API int optim_param_set_range(optim_optimizer *opt, int index, int64_t begin,
                                     int64_t end);
+/* Hessian-vector products (adahessian): either bind, for a parameter, a
+ * buffer the caller fills before each step with the Hutchinson product
+ * z * (H z) for its own Rademacher z (same type and shape as the parameter;
+ * NULL unbinds), or set a callback that optim_step calls once per step,
+ * before anything changes, for every such parameter without a bound
+ * buffer: params[k] is a parameter index, z[k] the optimizer's Rademacher
+ * vector for it (+-1, drawn from seed, the group's step count, the index
+ * and the element), and hz[k] receives H z (the parameter's type and
+ * size).  The callback returns 0, or non-zero to fail the step with
+ * OPTIM_ECALLBACK.  fn NULL removes it. */
+typedef int (*optim_hvp_fn)(void *userdata, int count, const int *params,
+                            const void *const *z, void *const *hz);
+OPTIM_API int optim_param_bind_hvp(optim_optimizer *opt, int index, const void *hvp);
+OPTIM_API int optim_set_hvp_callback(optim_optimizer *opt, optim_hvp_fn fn, void *userdata,
+                                     uint64_t seed);
 /* Distributed row ranges: while fn is set, a matrix given a range of whole
  * rows (muon) is orthogonalized as the whole matrix it is part of, fn
  * summing in place, over the processes that hold its other rows, the

@@ -135,6 +135,9 @@ typedef struct optim_alg {
   /* Non-zero: a 2-D whole-tensor parameter may be given a range of whole
    * rows (optim_param_set_range), stepped as a matrix of its own. */
   int row_ranges;
+  /* Non-zero: a step also needs the Hutchinson product z * (H z) of each
+   * parameter (p->hvp), bound or from the callback (adahessian). */
+  int needs_hvp;
 } optim_alg;
 
 /* ---- objects ------------------------------------------------------------------------ */
@@ -168,6 +171,9 @@ typedef struct optim_param {
                                   * (optim_step_scaled; 1 for optim_step) */
   int frozen;                    /* optim_param_set_frozen */
   int group_ordinal;             /* parameters of the group registered before it */
+  const void *hvp_in;            /* optim_param_bind_hvp */
+  void *hvp_z, *hvp_h;           /* the callback's z and H z (then z * H z), allocated on use */
+  const void *hvp;               /* per-step: z * (H z), what the algorithm reads */
   size_t off, len;               /* optim_param_set_range: stepped elements */
   /* The range as element-wise kernels see it (set by optim_step):
    * kdata = data + off, kgrad = grad + off (or NULL); state buffers of the
@@ -189,6 +195,9 @@ struct optim_optimizer {
   size_t work_size;
   optim_row_reduce_fn row_reduce; /* optim_set_row_reduce */
   void *row_reduce_ud;
+  optim_hvp_fn hvp_fn;           /* optim_set_hvp_callback */
+  void *hvp_ud;
+  uint64_t hvp_seed;
   char errmsg[OPTIM_ERRMSG_SIZE];
 };
 

@@ -95,6 +95,8 @@ void optim_destroy(optim_optimizer *opt)
   for (int i = 0; i < opt->nparams; i++) {
     free_state(&opt->params[i]);
     free(opt->params[i].name);
+    free(opt->params[i].hvp_z);
+    free(opt->params[i].hvp_h);
   }
   for (int g = 0; g < opt->ngroups; g++) optim__group_free(&opt->groups[g]);
   free(opt->params);
@@ -464,6 +466,35 @@ int optim_param_set_range(optim_optimizer *opt, int index, int64_t begin, int64_
     p->len = old_len;
   }
   return st;
+}
+
+int optim_param_bind_hvp(optim_optimizer *opt, int index, const void *hvp)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  optim_param *p = param_at(opt, index);
+  if (!p) return OPTIM_EINVAL;
+  const optim_group *g = &opt->groups[p->group];
+  if (hvp && !g->alg->needs_hvp)
+    return optim__fail(opt, OPTIM_EUNSUPPORTED, "%s: %s takes no Hessian-vector product",
+                       p->name, g->alg->name);
+  size_t es = optim__dtype_size(p->dtype);
+  if (hvp && ((const char *)hvp < (const char *)p->data + p->numel * es &&
+              (const char *)p->data < (const char *)hvp + p->numel * es))
+    return optim__fail(opt, OPTIM_EINVAL, "%s: the Hessian-vector buffer overlaps the parameter",
+                       p->name);
+  p->hvp_in = hvp;
+  return OPTIM_OK;
+}
+
+int optim_set_hvp_callback(optim_optimizer *opt, optim_hvp_fn fn, void *userdata, uint64_t seed)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  opt->hvp_fn = fn;
+  opt->hvp_ud = fn ? userdata : NULL;
+  opt->hvp_seed = seed;
+  return OPTIM_OK;
 }
 
 int optim_set_row_reduce(optim_optimizer *opt, optim_row_reduce_fn fn, void *userdata)

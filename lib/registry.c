@@ -13,6 +13,7 @@ extern const optim_alg optim__alg_root;
 extern const optim_alg optim__alg_fismo;
 extern const optim_alg optim__alg_soap;
 extern const optim_alg optim__alg_shampoo;
+extern const optim_alg optim__alg_adahessian;
 
 /* Order is the listing order of optim_algorithm_name(); append only. */
 static const optim_alg *const algs[] = {
@@ -26,6 +27,7 @@ static const optim_alg *const algs[] = {
   &optim__alg_fismo,
   &optim__alg_soap,
   &optim__alg_shampoo,
+  &optim__alg_adahessian,
 };
 #define NALGS ((int)(sizeof algs / sizeof algs[0]))
 

@@ -29,6 +29,7 @@ const char *optim_strerror(int status)
   case OPTIM_EMISMATCH: return "checkpoint does not match the optimizer";
   case OPTIM_EUNSUPPORTED: return "algorithm cannot be applied to this tensor";
   case OPTIM_EMPI: return "MPI error or failure on another rank";
+  case OPTIM_ECALLBACK: return "a callback reported a failure";
   default: return "unknown status code";
   }
 }

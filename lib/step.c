@@ -1,6 +1,7 @@
 /* step.c - optim_step: validation, the non-finite policy, and one fused,
  * threaded pass of every algorithm kernel over its parameters. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -139,7 +140,111 @@ static int check_step(optim_optimizer *opt)
     }
   }
 
+  /* Hessian-vector products: bound (and finite) or from the callback. */
+  for (int i = 0; i < opt->nparams; i++) {
+    optim_param *p = &opt->params[i];
+    optim_group *g = &opt->groups[p->group];
+    if (!g->alg->needs_hvp || !p->grad || p->frozen || g->skip_now) continue;
+    if (!p->hvp_in && !opt->hvp_fn)
+      return optim__fail(opt, OPTIM_ECONFIG,
+                         "%s: %s needs a Hessian-vector product: bind a buffer "
+                         "(optim_param_bind_hvp) or set a callback (optim_set_hvp_callback)",
+                         p->name, g->alg->name);
+    if (p->hvp_in && g->nonfinite != NONFINITE_ZERO &&
+        optim__nonfinite(p->dtype, p->hvp_in, 0, p->numel)) {
+      if (g->nonfinite == NONFINITE_ERROR)
+        return optim__fail(opt, OPTIM_ENONFINITE,
+                           "Hessian-vector product of '%s' holds NaN or infinity (group %d, "
+                           "nonfinite=error): nothing was changed",
+                           p->name, p->group);
+      g->skip_now = 1;
+    }
+  }
   return OPTIM_OK;
+}
+
+/* z_i = +-1 from the seed, the group's step, the parameter and the element. */
+static double rademacher(uint64_t seed, int64_t step, int index, size_t i)
+{
+  uint64_t z = seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(step + 1)) ^
+               (0xbf58476d1ce4e5b9ull * (uint64_t)(index + 1)) ^ (0x94d049bb133111ebull * i);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return (z & 1) ? 1.0 : -1.0;
+}
+
+/* The callback's products, for every parameter that needs one and has no
+ * bound buffer; then p->hvp for all.  Changes no parameter or state. */
+static int run_hvp(optim_optimizer *opt)
+{
+  int count = 0;
+  for (int i = 0; i < opt->nparams; i++) {
+    optim_param *p = &opt->params[i];
+    const optim_group *g = &opt->groups[p->group];
+    p->hvp = NULL;
+    if (!g->alg->needs_hvp || !p->grad || p->frozen || g->skip_now) continue;
+    if (p->hvp_in) {
+      p->hvp = p->hvp_in;
+      continue;
+    }
+    size_t bytes = p->numel * optim__dtype_size(p->dtype);
+    if (!p->hvp_z) p->hvp_z = malloc(bytes);
+    if (!p->hvp_h) p->hvp_h = malloc(bytes);
+    if (!p->hvp_z || !p->hvp_h)
+      return optim__fail(opt, OPTIM_ENOMEM, "out of memory for the Hessian-vector buffers");
+    for (size_t e = 0; e < p->numel; e++) {
+      double z = rademacher(opt->hvp_seed, g->steps, i, e);
+      if (p->dtype == OPTIM_FLOAT32) ((float *)p->hvp_z)[e] = (float)z;
+      else ((double *)p->hvp_z)[e] = z;
+    }
+    opt->active[count++] = i;
+  }
+  if (count == 0) return OPTIM_OK;
+  const void **z = malloc(sizeof *z * (size_t)count);
+  void **hz = malloc(sizeof *hz * (size_t)count);
+  int *idx = malloc(sizeof *idx * (size_t)count);
+  if (!z || !hz || !idx) {
+    free(z);
+    free(hz);
+    free(idx);
+    return optim__fail(opt, OPTIM_ENOMEM, "out of memory for the Hessian-vector callback");
+  }
+  for (int k = 0; k < count; k++) {
+    idx[k] = opt->active[k];
+    z[k] = opt->params[idx[k]].hvp_z;
+    hz[k] = opt->params[idx[k]].hvp_h;
+  }
+  int rc = opt->hvp_fn(opt->hvp_ud, count, idx, z, hz);
+  int st = OPTIM_OK;
+  if (rc != 0)
+    st = optim__fail(opt, OPTIM_ECALLBACK,
+                     "the Hessian-vector callback failed (returned %d): nothing was changed", rc);
+  for (int k = 0; st == OPTIM_OK && k < count; k++) {
+    optim_param *p = &opt->params[idx[k]];
+    optim_group *g = &opt->groups[p->group];
+    /* z * (H z), what a bound buffer holds */
+    for (size_t e = 0; e < p->numel; e++) {
+      if (p->dtype == OPTIM_FLOAT32)
+        ((float *)p->hvp_h)[e] *= ((const float *)p->hvp_z)[e];
+      else
+        ((double *)p->hvp_h)[e] *= ((const double *)p->hvp_z)[e];
+    }
+    if (g->nonfinite != NONFINITE_ZERO && optim__nonfinite(p->dtype, p->hvp_h, 0, p->numel)) {
+      if (g->nonfinite == NONFINITE_ERROR)
+        st = optim__fail(opt, OPTIM_ENONFINITE,
+                         "the callback's Hessian-vector product of '%s' holds NaN or infinity "
+                         "(group %d, nonfinite=error): nothing was changed",
+                         p->name, p->group);
+      else
+        g->skip_now = 1;
+    }
+    p->hvp = p->hvp_h;
+  }
+  free(z);
+  free(hz);
+  free(idx);
+  return st;
 }
 
 int optim_validate(optim_optimizer *opt)
@@ -162,6 +267,8 @@ int optim_step_scaled(optim_optimizer *opt, double grad_scale)
     return optim__fail(opt, OPTIM_ERANGE, "grad_scale must be finite and positive (got %g)",
                        grad_scale);
   int st = check_step(opt);
+  if (st) return st;
+  st = run_hvp(opt);
   if (st) return st;
 
   /* Everything is valid: from here on the step cannot fail.  Element-wise

@@ -38,6 +38,7 @@ dist_man_MANS = \
 	man/man3/optim_mpi_set_option.3 \
 	man/man3/optim_mpi_step.3 \
 	man/man3/optim_param_bind.3 \
+	man/man3/optim_param_bind_hvp.3 \
 	man/man3/optim_param_buffers.3 \
 	man/man3/optim_param_cost.3 \
 	man/man3/optim_param_count.3 \
@@ -53,6 +54,7 @@ dist_man_MANS = \
 	man/man3/optim_set_int.3 \
 	man/man3/optim_set_option.3 \
 	man/man3/optim_set_string.3 \
+	man/man3/optim_set_hvp_callback.3 \
 	man/man3/optim_set_row_reduce.3 \
 	man/man3/optim_set_threads.3 \
 	man/man3/optim_state_buffer.3 \

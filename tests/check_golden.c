@@ -217,7 +217,8 @@ START_TEST(test_case)
   size_t es = c->dtype == OPTIM_FLOAT32 ? 4 : 8;
   optim_optimizer *opt;
   int grp;
-  void *data[MAXP], *grad[MAXP];
+  void *data[MAXP], *grad[MAXP], *hvp[MAXP] = {0};
+  const int needs_hvp = strcmp(c->alg, "adahessian") == 0;
   ck_assert_int_eq(optim_create(&opt), OPTIM_OK);
   ck_assert_int_eq(optim_add_group(opt, c->alg, &grp), OPTIM_OK);
   if (strcmp(c->options, "-") != 0)
@@ -234,6 +235,10 @@ START_TEST(test_case)
     ck_assert_int_eq(optim_add_param(opt, grp, p->name, c->dtype, p->ndim, p->shape, data[j],
                                      NULL, NULL),
                      OPTIM_OK);
+    if (needs_hvp) {
+      hvp[j] = malloc(p->n * es);
+      ck_assert_int_eq(optim_param_bind_hvp(opt, j, hvp[j]), OPTIM_OK);
+    }
   }
   int checked = 0;
   for (int step = 1; step <= c->steps; step++) {
@@ -244,6 +249,12 @@ START_TEST(test_case)
       } else {
         golden_grad(c->dtype, data[j], grad[j], p->n, (uint64_t)step, (uint64_t)j, c->seed);
         ck_assert_int_eq(optim_param_bind(opt, j, data[j], grad[j]), OPTIM_OK);
+        /* adahessian's z * (H z): tests/golden/README */
+        for (size_t i = 0; needs_hvp && i < p->n; i++) {
+          double h = 0.5 * golden_noise(i, (uint64_t)step, (uint64_t)j, c->seed + 1000);
+          if (c->dtype == OPTIM_FLOAT32) ((float *)hvp[j])[i] = (float)h;
+          else ((double *)hvp[j])[i] = h;
+        }
       }
     }
     ck_assert_msg(optim_step(opt) == OPTIM_OK, "%s: %s", c->name, optim_errmsg(opt));
@@ -271,10 +282,11 @@ START_TEST(test_case)
   ck_assert_int_gt(checked, 0);
   /* long enough to matter: SOAP's cases run >= 2 precondition periods */
   ck_assert_int_ge(c->steps, !strcmp(c->alg, "soap") || !strcmp(c->alg, "shampoo") ? 11
-                             : is_matrix_alg(c->alg)                              ? 30
-                                                                                  : 50);
+                             : is_matrix_alg(c->alg) || !strcmp(c->alg, "adahessian") ? 30
+                                                                                      : 50);
   optim_destroy(opt);
   for (int j = 0; j < c->np; j++) {
+    free(hvp[j]);
     free(data[j]);
     free(grad[j]);
   }
@@ -303,6 +315,8 @@ int main(void)
    * parameter's precision.  State: exp_avg (the preconditioned direction
    * itself) is the most sensitive (README: 1.4e-4 f32, 3e-10 f64). */
   load_golden(GOLDEN_DIR "/shampoo.txt", 1e-5, 1e-9, 1e-3, 1e-8);
+  /* AdaHessian: element-wise but for sums of short runs (exact here) */
+  load_golden(GOLDEN_DIR "/adahessian.txt", 1e-6, 1e-12, 1e-6, 1e-12);
   if (nbasic < 40 || nmuon < 30 || nnr < 40 || ncases - nbasic - nmuon - nnr < 30) {
     fprintf(stderr, "only %d golden cases found\n", ncases);
     return 1;

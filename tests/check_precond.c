@@ -1,15 +1,17 @@
 /* check_precond.c - properties of the preconditioned optimizers (SOAP,
- * Shampoo) that
+ * Shampoo, AdaHessian) that
  * golden data cannot show: the reduction to Adam when nothing is rotated,
  * orthonormal bases and symmetric factors for non-square and N-D tensors
  * (where the eigenbasis is not unique), the first call that only builds
  * the preconditioner, refresh staggering, failure of the decompositions,
  * bad input. */
+#define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -437,6 +439,223 @@ START_TEST(test_shampoo_failure_and_bad_input)
 }
 END_TEST
 
+/* ---- adahessian ------------------------------------------------------------------ */
+
+/* f = sum a_i x_i^2 / 2: g = a x and H z = a z.  The callback computes H z;
+ * with beta1 = beta2 = 0, k = 1 and a tiny eps the step is Newton's scaled
+ * by lr: x_n = x_0 (1 - lr a / (a + eps))^n, so lr = 1 lands in one step
+ * and lr = 0.5 halves x every step.  A bound buffer holding z * (H z) = a
+ * gives the same bits. */
+static double hv_a[16];
+static int calls;
+static int quad_hvp(void *ud, int count, const int *params, const void *const *z,
+                    void *const *hz)
+{
+  (void)ud;
+  calls++;
+  ck_assert_int_eq(count, 1);
+  ck_assert_int_eq(params[0], 0);
+  for (int i = 0; i < 16; i++) {
+    double zi = ((const double *)z[0])[i];
+    ck_assert(zi == 1 || zi == -1);
+    ((double *)hz[0])[i] = hv_a[i] * zi;
+  }
+  return 0;
+}
+
+START_TEST(test_adahessian_newton)
+{
+  for (int i = 0; i < 16; i++) hv_a[i] = 0.5 + (double)i;
+  for (int mode = 0; mode < 3; mode++) {
+    double x[16], g[16], x0[16], lr = mode == 1 ? 1.0 : 0.5;
+    int grp;
+    int64_t n = 16;
+    char opts[128];
+    snprintf(opts, sizeof opts, "beta1=0,beta2=0,eps=1e-14,lr=%g", lr);
+    optim_optimizer *o = make("adahessian", opts, &grp);
+    for (int i = 0; i < 16; i++) x[i] = x0[i] = golden_noise((uint64_t)i, 0, 0, 31);
+    ck_assert_int_eq(optim_add_param(o, grp, "x", OPTIM_FLOAT64, 1, &n, x, g, NULL), OPTIM_OK);
+    if (mode == 2) ck_assert_int_eq(optim_param_bind_hvp(o, 0, hv_a), OPTIM_OK);
+    else ck_assert_int_eq(optim_set_hvp_callback(o, quad_hvp, NULL, 42), OPTIM_OK);
+    calls = 0;
+    int steps = mode == 1 ? 1 : 20;
+    for (int k = 0; k < steps; k++) {
+      for (int i = 0; i < 16; i++) g[i] = hv_a[i] * x[i];
+      ck_assert_msg(optim_step(o) == OPTIM_OK, "%s", optim_errmsg(o));
+    }
+    ck_assert_int_eq(calls, mode == 2 ? 0 : steps);
+    for (int i = 0; i < 16; i++) {
+      double want = x0[i] * pow(1 - lr * hv_a[i] / (hv_a[i] + 1e-14), steps);
+      ck_assert_msg(fabs(x[i] - want) <= 1e-12 * fabs(x0[i]) + 1e-300,
+                    "mode %d element %d: %g, predicted %g", mode, i, x[i], want);
+    }
+    optim_destroy(o);
+  }
+}
+END_TEST
+
+/* The averaging of |z * Hz| shows in the second moment (beta2 = 0 after one
+ * step: v = D^2): rows (instruction, 2-D), the kernel (image, 4-D), blocks
+ * of average_block entries, nothing (image, 2-D). */
+START_TEST(test_adahessian_averaging)
+{
+  static const struct {
+    const char *opts;
+    int ndim;
+    int64_t shape[4];
+    size_t run;
+  } c[] = {
+    {"averaging=instruction", 2, {3, 5}, 5},
+    {"averaging=image", 2, {3, 5}, 1},
+    {"averaging=image", 4, {2, 2, 3, 3}, 9},
+    {"averaging=instruction,average_block=4", 2, {3, 5}, 4},
+    {"averaging=none,average_block=4", 2, {3, 5}, 1},
+    {"averaging=instruction", 3, {2, 3, 4}, 4},
+  };
+  for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+    double w[36], g[36], h[36];
+    size_t n = 1;
+    for (int d = 0; d < c[k].ndim; d++) n *= (size_t)c[k].shape[d];
+    int grp;
+    char opts[160];
+    snprintf(opts, sizeof opts, "beta2=0,%s", c[k].opts);
+    optim_optimizer *o = make("adahessian", opts, &grp);
+    for (size_t i = 0; i < n; i++) {
+      w[i] = 1;
+      g[i] = 0.1;
+      h[i] = golden_noise(i, 1, 0, 37); /* signed: the algorithm takes |h| */
+    }
+    ck_assert_int_eq(optim_add_param(o, grp, "w", OPTIM_FLOAT64, c[k].ndim, c[k].shape, w, g,
+                                     NULL),
+                     OPTIM_OK);
+    ck_assert_int_eq(optim_param_bind_hvp(o, 0, h), OPTIM_OK);
+    ck_assert_int_eq(optim_step(o), OPTIM_OK);
+    const double *v;
+    ck_assert_int_eq(optim_state_buffer(o, 0, "exp_hessian_diag_sq", (const void **)&v, NULL),
+                     OPTIM_OK);
+    for (size_t b = 0; b < n; b += c[k].run) {
+      size_t len = n - b < c[k].run ? n - b : c[k].run;
+      double s = 0;
+      for (size_t e = b; e < b + len; e++) s += fabs(h[e]);
+      for (size_t e = b; e < b + len; e++)
+        ck_assert_msg(fabs(sqrt(v[e]) - s / (double)len) < 1e-12, "%s: element %zu", c[k].opts,
+                      e);
+    }
+    optim_destroy(o);
+  }
+}
+END_TEST
+
+static int failing_hvp(void *ud, int count, const int *params, const void *const *z,
+                       void *const *hz)
+{
+  (void)ud;
+  (void)count;
+  (void)params;
+  (void)z;
+  (void)hz;
+  return 7;
+}
+
+static int nan_hvp(void *ud, int count, const int *params, const void *const *z, void *const *hz)
+{
+  (void)ud;
+  (void)params;
+  (void)z;
+  for (int k = 0; k < count; k++) ((float *)hz[k])[0] = NAN;
+  return 0;
+}
+
+/* No product: refused; a failing callback, NaN products: refused, nothing
+ * changes; nonfinite=zero counts NaN entries as 0; binding to another
+ * algorithm's parameter is refused. */
+START_TEST(test_adahessian_bad_input)
+{
+  float w[8], g[8], h[8];
+  int grp, other;
+  int64_t n = 8;
+  optim_optimizer *o = make("adahessian", NULL, &grp);
+  ck_assert_int_eq(optim_add_group(o, "adamw", &other), OPTIM_OK);
+  for (int i = 0; i < 8; i++) {
+    w[i] = (float)golden_noise((uint64_t)i, 0, 0, 41);
+    g[i] = 0.5f;
+    h[i] = 1;
+  }
+  ck_assert_int_eq(optim_add_param(o, grp, "w", OPTIM_FLOAT32, 1, &n, w, g, NULL), OPTIM_OK);
+  ck_assert_int_eq(optim_add_param(o, other, "u", OPTIM_FLOAT32, 1, &n, h, g, NULL), OPTIM_OK);
+  uint64_t hs = hash_state(o);
+  ck_assert_int_eq(optim_step(o), OPTIM_ECONFIG);
+  ck_assert_int_eq(optim_validate(o), OPTIM_ECONFIG);
+  ck_assert_int_eq(optim_param_bind_hvp(o, 1, h), OPTIM_EUNSUPPORTED);
+  ck_assert_int_eq(optim_param_bind_hvp(o, 0, w), OPTIM_EINVAL); /* overlaps the parameter */
+  ck_assert_int_eq(optim_set_hvp_callback(o, failing_hvp, NULL, 1), OPTIM_OK);
+  ck_assert_int_eq(optim_step(o), OPTIM_ECALLBACK);
+  ck_assert_uint_eq(hash_state(o), hs);
+  ck_assert_int_eq(optim_set_hvp_callback(o, nan_hvp, NULL, 1), OPTIM_OK);
+  ck_assert_int_eq(optim_step(o), OPTIM_ENONFINITE);
+  ck_assert_uint_eq(hash_state(o), hs);
+  float hb[8];
+  for (int i = 0; i < 8; i++) hb[i] = 2;
+  hb[3] = INFINITY;
+  ck_assert_int_eq(optim_param_bind_hvp(o, 0, hb), OPTIM_OK); /* the bound buffer wins */
+  ck_assert_int_eq(optim_step(o), OPTIM_ENONFINITE);
+  ck_assert_uint_eq(hash_state(o), hs);
+  ck_assert_int_eq(optim_set_string(o, grp, "nonfinite", "zero"), OPTIM_OK);
+  ck_assert_int_eq(optim_step(o), OPTIM_OK);
+  const float *v;
+  ck_assert_int_eq(optim_state_buffer(o, 0, "exp_hessian_diag_sq", (const void **)&v, NULL),
+                   OPTIM_OK);
+  ck_assert(v[3] == 0 && v[2] > 0);
+  ck_assert_int_eq(optim_set_double(o, grp, "hessian_power", 0), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_string(o, grp, "averaging", "mean"), OPTIM_ERANGE);
+  optim_destroy(o);
+}
+END_TEST
+
+/* Resume: the optimizer's z come from the group's step count, which the
+ * checkpoint keeps, so a run saved after 5 steps and continued in a new
+ * optimizer equals the uninterrupted one bit for bit. */
+START_TEST(test_adahessian_resume)
+{
+  for (int i = 0; i < 16; i++) hv_a[i] = 0.5 + (double)i;
+  double x[2][16], g[2][16];
+  optim_optimizer *o[2];
+  int64_t n = 16;
+  char path[] = "/tmp/optim-adah-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert(fd >= 0);
+  close(fd);
+  for (int r = 0; r < 2; r++) {
+    int grp;
+    o[r] = make("adahessian", "lr=0.1", &grp);
+    for (int i = 0; i < 16; i++) x[r][i] = golden_noise((uint64_t)i, 0, 0, 43);
+    ck_assert_int_eq(optim_add_param(o[r], grp, "x", OPTIM_FLOAT64, 1, &n, x[r], g[r], NULL),
+                     OPTIM_OK);
+    ck_assert_int_eq(optim_set_hvp_callback(o[r], quad_hvp, NULL, 9), OPTIM_OK);
+  }
+  for (int k = 0; k < 10; k++) {
+    for (int r = 0; r < 2; r++) {
+      if (r == 1 && k == 5) { /* save, and continue in a fresh optimizer */
+        ck_assert_int_eq(optim_save(o[1], path), OPTIM_OK);
+        optim_destroy(o[1]);
+        int grp;
+        o[1] = make("adahessian", "lr=0.1", &grp);
+        ck_assert_int_eq(optim_add_param(o[1], grp, "x", OPTIM_FLOAT64, 1, &n, x[1], g[1], NULL),
+                         OPTIM_OK);
+        ck_assert_int_eq(optim_set_hvp_callback(o[1], quad_hvp, NULL, 9), OPTIM_OK);
+        ck_assert_int_eq(optim_load(o[1], path), OPTIM_OK);
+      }
+      for (int i = 0; i < 16; i++) g[r][i] = hv_a[i] * x[r][i];
+      ck_assert_int_eq(optim_step(o[r]), OPTIM_OK);
+    }
+  }
+  ck_assert_mem_eq(x[0], x[1], sizeof x[0]);
+  unlink(path);
+  optim_destroy(o[0]);
+  optim_destroy(o[1]);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("precond");
@@ -454,5 +673,11 @@ int main(void)
   tcase_add_test(ts, test_shampoo_blocks_and_grafting);
   tcase_add_test(ts, test_shampoo_failure_and_bad_input);
   suite_add_tcase(s, ts);
+  TCase *ta = tcase_create("adahessian");
+  tcase_add_test(ta, test_adahessian_newton);
+  tcase_add_test(ta, test_adahessian_averaging);
+  tcase_add_test(ta, test_adahessian_bad_input);
+  tcase_add_test(ta, test_adahessian_resume);
+  suite_add_tcase(s, ta);
   return run_suite(s);
 }
