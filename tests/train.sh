@@ -40,6 +40,11 @@ awk -F, 'NR == 2 { first = $4 } NR > 1 { last = $4; if ($7 != "") acc = $7 }
   END { if (!(last < 0.6 * first)) { print "train: loss " first " -> " last ": did not fall"; exit 1 }
         if (!(acc > 0.6)) { print "train: final test accuracy " acc " (chance 0.1)"; exit 1 } }' \
   "$dir/log.csv" || fail=1
+run "adahessian (finite-difference Hessian-vector products)" 0 "$train" --synthetic -e 2 -q \
+  -o adahessian:lr=0.05
+tail -1 "$dir/out" | awk '{ for (i = 1; i <= NF; i++) if ($i == "accuracy") a = $(i + 1) + 0;
+  if (!(a > 60)) { print "train: adahessian accuracy " a "%"; exit 1 } }' || fail=1
+run "soap and shampoo" 0 "$train" --synthetic -e 1 -q -o 'soap:lr=3e-3;shampoo:lr=3e-3,block_size=64'
 run "softmax regression" 0 "$train" --synthetic --hidden 0 --epochs 2 -o sgd:lr=0.1,momentum=0.9 -q
 has "$dir/out" "model 64-10 " "softmax regression model"
 tail -1 "$dir/out" | awk '{ for (i = 1; i <= NF; i++) if ($i == "accuracy") a = $(i + 1) + 0;

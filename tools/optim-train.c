@@ -236,7 +236,78 @@ typedef struct run {
   FILE *log;
   char log_path[4096];
   int tmp_log;
+  /* the batch of the step under way, for the Hessian-vector callback */
+  const float *bx;
+  const int32_t *by;
+  int64_t bn;
+  float bscale;
+  float *hv_save, *hv_g0; /* nparams each, allocated on first use */
 } run;
+
+/* Hessian-vector products for adahessian, by finite differences of the
+ * gradient on this rank's share of the batch under way:
+ *   H z ~ (g(w + e z) - g(w)) / e,  e = 1e-3 max(1, |w| / |z|) per tensor,
+ * both gradients computed here (the gradient buffers, which may already
+ * hold a sum over ranks, and the parameters are restored). */
+static int train_hvp(void *ud, int count, const int *params, const void *const *z,
+                     void *const *hz)
+{
+  run *r = ud;
+  model *m = &r->m;
+  size_t np = m->nparams;
+  if (!r->hv_save) r->hv_save = malloc(2 * np * sizeof(float));
+  if (!r->hv_save) return -1;
+  r->hv_g0 = r->hv_save + np;
+  float *save = r->hv_save, *g0 = r->hv_g0;
+  memcpy(save, m->grads, np * sizeof(float));
+  model_train_batch(m, r->bx, r->by, r->bn, r->bscale, NULL);
+  memcpy(g0, m->grads, np * sizeof(float));
+  float *w0 = malloc(np * sizeof(float));
+  double *e = malloc((size_t)count * sizeof *e);
+  if (!w0 || !e) {
+    free(w0);
+    free(e);
+    memcpy(m->grads, save, np * sizeof(float));
+    return -1;
+  }
+  memcpy(w0, m->params, np * sizeof(float));
+  for (int k = 0; k < count; k++) {
+    float *w;
+    int64_t n;
+    optim_param_buffers(r->opt, params[k], (void **)&w, NULL);
+    int ndim;
+    int64_t shape[OPTIM_MAX_DIMS];
+    optim_param_info(r->opt, params[k], NULL, NULL, NULL, &ndim, shape);
+    n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    double ww = 0, zz = 0;
+    const float *zk = z[k];
+    for (int64_t i = 0; i < n; i++) {
+      ww += (double)w[i] * w[i];
+      zz += (double)zk[i] * zk[i];
+    }
+    double ratio = zz > 0 ? sqrt(ww / zz) : 0;
+    e[k] = 1e-3 * (ratio > 1 ? ratio : 1);
+    for (int64_t i = 0; i < n; i++) w[i] += (float)(e[k] * zk[i]);
+  }
+  model_train_batch(m, r->bx, r->by, r->bn, r->bscale, NULL);
+  for (int k = 0; k < count; k++) {
+    float *w, *out = hz[k];
+    optim_param_buffers(r->opt, params[k], (void **)&w, NULL);
+    size_t off = (size_t)(w - m->params);
+    int ndim;
+    int64_t shape[OPTIM_MAX_DIMS], n = 1;
+    optim_param_info(r->opt, params[k], NULL, NULL, NULL, &ndim, shape);
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    for (int64_t i = 0; i < n; i++)
+      out[i] = (float)(((double)m->grads[off + (size_t)i] - g0[off + (size_t)i]) / e[k]);
+  }
+  memcpy(m->params, w0, np * sizeof(float));
+  memcpy(m->grads, save, np * sizeof(float));
+  free(w0);
+  free(e);
+  return 0;
+}
 
 static int build_optimizer(run *r)
 {
@@ -296,6 +367,8 @@ static int build_optimizer(run *r)
       return EXIT_USAGE;
     }
   }
+  /* (only adahessian groups call it) */
+  optim_set_hvp_callback(r->opt, train_hvp, r, r->o.seed);
   int st = optim_validate(r->opt);
   if (st != OPTIM_OK) {
     complain("--optim: %s", optim_errmsg(r->opt));
@@ -596,8 +669,11 @@ static int train(run *r)
     /* gradient of the batch's mean loss (the MPI step averages the ranks'
      * gradients, so each contributes nranks/bn times its sum) */
     int64_t correct = 0;
-    double loss = model_train_batch(&r->m, xb, yb, hi - lo, (float)((double)nranks / (double)bn),
-                                    &correct);
+    r->bx = xb;
+    r->by = yb;
+    r->bn = hi - lo;
+    r->bscale = (float)((double)nranks / (double)bn);
+    double loss = model_train_batch(&r->m, xb, yb, hi - lo, r->bscale, &correct);
     if (do_step(r) != OPTIM_OK) {
       rc = EXIT_RUNTIME;
       break;
@@ -919,6 +995,7 @@ int main(int argc, char **argv)
   optim_mpi_destroy(r.ctx);
 #endif
   optim_destroy(r.opt);
+  free(r.hv_save);
   model_free(&r.m);
   data_free(&r.tr);
   data_free(&r.te);
