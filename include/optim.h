@@ -63,7 +63,8 @@ typedef enum optim_status {
   OPTIM_EMISMATCH = -17,   /* checkpoint does not match this optimizer */
   OPTIM_EUNSUPPORTED = -18, /* algorithm cannot be applied to this tensor */
   OPTIM_EMPI = -19,         /* MPI error, or failure on another rank (optim_mpi.h) */
-  OPTIM_ECALLBACK = -20     /* a callback of the caller reported a failure */
+  OPTIM_ECALLBACK = -20,    /* a callback of the caller reported a failure */
+  OPTIM_ENUMERIC = -21      /* a numerical method failed (also in float64) */
 } optim_status;
 
 /* Element types of parameter tensors.  New types (bfloat16 next) are
@@ -272,6 +273,15 @@ OPTIM_API int optim_step(optim_optimizer *opt);
  * micro-batches, 1/p across p ranks) or undoing a loss scale, fused into
  * the step at no cost.  The gradient buffers are not modified. */
 OPTIM_API int optim_step_scaled(optim_optimizer *opt, double grad_scale);
+/* optim_step_scaled in two phases, for callers that must agree on a step
+ * before anything changes (liboptim_mpi): prepare runs every check, the
+ * Hessian-vector callback and the numerical methods that can fail (on
+ * copies), and changes nothing; commit applies the step and cannot fail;
+ * cancel drops a prepared step.  Gradients and parameters must not change
+ * in between. */
+OPTIM_API int optim_step_prepare(optim_optimizer *opt, double grad_scale);
+OPTIM_API int optim_step_commit(optim_optimizer *opt);
+OPTIM_API int optim_step_cancel(optim_optimizer *opt);
 /* Run every check optim_step makes (settings, tensors, non-finite gradients
  * under nonfinite=error) without changing anything; returns the status
  * optim_step would return. */

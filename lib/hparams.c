@@ -196,6 +196,7 @@ static hp_value current(const optim_group *g, int idx)
  * A failing re-layout restores the previous value. */
 static int store(optim_optimizer *opt, int group, int idx, hp_value v)
 {
+  optim__step_cancel(opt); /* a prepared step was checked under the old settings */
   optim_group *g = &opt->groups[group];
   if (idx < 0) {
     g->nonfinite = (int)v.i;

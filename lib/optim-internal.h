@@ -138,6 +138,11 @@ typedef struct optim_alg {
   /* Non-zero: a step also needs the Hutchinson product z * (H z) of each
    * parameter (p->hvp), bound or from the callback (adahessian). */
   int needs_hvp;
+  /* Optional: whether this step of p runs a numerical method that can fail
+   * (an eigendecomposition).  Such steps run in optim_step_prepare, on
+   * copies, so that a failure fails the step (OPTIM_ENUMERIC) before
+   * anything changes. */
+  int (*fallible)(const struct optim_group *g, const struct optim_param *p);
 } optim_alg;
 
 /* ---- objects ------------------------------------------------------------------------ */
@@ -151,6 +156,13 @@ typedef struct optim_group {
   /* per-step, written by optim_step */
   int skip_now;
 } optim_group;
+
+/* A whole-tensor step computed ahead on copies (optim_step_prepare). */
+typedef struct optim_shadow {
+  void *data;
+  int nstate;
+  state_entry state[OPTIM_MAX_STATE];
+} optim_shadow;
 
 typedef struct optim_param {
   char *name;
@@ -174,6 +186,7 @@ typedef struct optim_param {
   const void *hvp_in;            /* optim_param_bind_hvp */
   void *hvp_z, *hvp_h;           /* the callback's z and H z (then z * H z), allocated on use */
   const void *hvp;               /* per-step: z * (H z), what the algorithm reads */
+  optim_shadow *shadow;          /* prepared step of a fallible whole-tensor step */
   size_t off, len;               /* optim_param_set_range: stepped elements */
   /* The range as element-wise kernels see it (set by optim_step):
    * kdata = data + off, kgrad = grad + off (or NULL); state buffers of the
@@ -198,6 +211,7 @@ struct optim_optimizer {
   optim_hvp_fn hvp_fn;           /* optim_set_hvp_callback */
   void *hvp_ud;
   uint64_t hvp_seed;
+  int prepared;                  /* optim_step_prepare succeeded, commit pending */
   char errmsg[OPTIM_ERRMSG_SIZE];
 };
 
@@ -211,6 +225,9 @@ int optim__fail(optim_optimizer *opt, int status, const char *fmt, ...)
 void optim__clear(optim_optimizer *opt);
 /* Validate a handle (not NULL, right magic). */
 int optim__valid(const optim_optimizer *opt);
+
+/* step.c: drop a prepared step (and its copies) */
+void optim__step_cancel(optim_optimizer *opt);
 
 /* registry.c */
 const optim_alg *optim__alg_find(const char *name);

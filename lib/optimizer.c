@@ -92,6 +92,7 @@ static void free_state(optim_param *p)
 void optim_destroy(optim_optimizer *opt)
 {
   if (!optim__valid(opt)) return;
+  optim__step_cancel(opt);
   for (int i = 0; i < opt->nparams; i++) {
     free_state(&opt->params[i]);
     free(opt->params[i].name);
@@ -315,6 +316,7 @@ int optim_add_param(optim_optimizer *opt, int group, const char *name, int dtype
 
   if (overlap(param, grad, numel * esize))
     return optim__fail(opt, OPTIM_EINVAL, "%s: param and grad buffers overlap", name);
+  optim__step_cancel(opt); /* a prepared step does not know the new parameter */
   optim_param p;
   memset(&p, 0, sizeof p);
   p.group = group;

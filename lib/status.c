@@ -30,6 +30,7 @@ const char *optim_strerror(int status)
   case OPTIM_EUNSUPPORTED: return "algorithm cannot be applied to this tensor";
   case OPTIM_EMPI: return "MPI error or failure on another rank";
   case OPTIM_ECALLBACK: return "a callback reported a failure";
+  case OPTIM_ENUMERIC: return "a numerical method failed";
   default: return "unknown status code";
   }
 }

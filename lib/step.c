@@ -254,15 +254,84 @@ int optim_validate(optim_optimizer *opt)
   return check_step(opt);
 }
 
-int optim_step(optim_optimizer *opt)
+/* A parameter steps now: it has a gradient (or its algorithm steps it
+ * without one), is not frozen, and its group does not skip. */
+static int steps_now(const optim_optimizer *opt, const optim_param *p)
 {
-  return optim_step_scaled(opt, 1.0);
+  const optim_group *g = &opt->groups[p->group];
+  return (p->grad || g->alg->missing_grad_zero) && !g->skip_now && !p->frozen;
 }
 
-int optim_step_scaled(optim_optimizer *opt, double grad_scale)
+static void shadow_free(optim_param *p)
+{
+  optim_shadow *sh = p->shadow;
+  if (!sh) return;
+  optim__buf_free(sh->data);
+  for (int k = 0; k < sh->nstate; k++)
+    if (sh->state[k].kind == OPTIM_STATE_BUFFER) optim__buf_free(sh->state[k].buf);
+  free(sh);
+  p->shadow = NULL;
+}
+
+/* The whole step of a parameter whose numerical method may fail, on copies
+ * of its values and state: kept in p->shadow for the commit, or freed. */
+static int shadow_run(optim_optimizer *opt, optim_param *p)
+{
+  const optim_group *g = &opt->groups[p->group];
+  size_t es = optim__dtype_size(p->dtype);
+  optim_shadow *sh = calloc(1, sizeof *sh);
+  if (!sh) return OPTIM_ENOMEM;
+  p->shadow = sh;
+  sh->data = optim__buf_alloc(p->numel * es, 0, 0);
+  if (!sh->data) goto oom;
+  memcpy(sh->data, p->data, p->numel * es);
+  sh->nstate = p->nstate;
+  for (int k = 0; k < p->nstate; k++) {
+    sh->state[k] = p->state[k];
+    if (p->state[k].kind != OPTIM_STATE_BUFFER) continue;
+    size_t bytes = p->state[k].count * es;
+    sh->state[k].buf = optim__buf_alloc(bytes ? bytes : 1, 0, k);
+    if (!sh->state[k].buf) {
+      sh->nstate = k;
+      goto oom;
+    }
+    memcpy(sh->state[k].buf, p->state[k].buf, bytes);
+  }
+  optim_param sp = *p;
+  sp.data = sh->data;
+  sp.kdata = (char *)sh->data + p->off * es;
+  memcpy(sp.state, sh->state, sizeof sp.state);
+  if (g->alg->param_step(g, &sp, opt->work) != 0) {
+    shadow_free(p);
+    return OPTIM_ENUMERIC;
+  }
+  /* (scalars the step advanced) */
+  memcpy(sh->state, sp.state, sizeof sh->state);
+  return OPTIM_OK;
+oom:
+  shadow_free(p);
+  return OPTIM_ENOMEM;
+}
+
+void optim__step_cancel(optim_optimizer *opt)
+{
+  for (int i = 0; i < opt->nparams; i++) shadow_free(&opt->params[i]);
+  opt->prepared = 0;
+}
+
+int optim_step_cancel(optim_optimizer *opt)
 {
   if (!optim__valid(opt)) return OPTIM_EINVAL;
   optim__clear(opt);
+  optim__step_cancel(opt);
+  return OPTIM_OK;
+}
+
+int optim_step_prepare(optim_optimizer *opt, double grad_scale)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  optim__step_cancel(opt);
   if (!(grad_scale > 0) || !isfinite(grad_scale))
     return optim__fail(opt, OPTIM_ERANGE, "grad_scale must be finite and positive (got %g)",
                        grad_scale);
@@ -270,20 +339,53 @@ int optim_step_scaled(optim_optimizer *opt, double grad_scale)
   if (st) return st;
   st = run_hvp(opt);
   if (st) return st;
+  for (int i = 0; i < opt->nparams; i++) {
+    optim_param *p = &opt->params[i];
+    if (!steps_now(opt, p)) continue;
+    const optim_group *g = &opt->groups[p->group];
+    p->zero_nonfinite = g->nonfinite == NONFINITE_ZERO;
+    p->gscale = grad_scale;
+    p->row_reduce = opt->row_reduce;
+    p->row_reduce_ud = opt->row_reduce_ud;
+  }
+  /* Numerical methods that can fail run first, on copies: a failure
+   * changes nothing. */
+  for (int i = 0; i < opt->nparams; i++) {
+    optim_param *p = &opt->params[i];
+    const optim_group *g = &opt->groups[p->group];
+    if (!steps_now(opt, p) || !g->alg->whole || !g->alg->whole(g, p) || !g->alg->fallible ||
+        !g->alg->fallible(g, p))
+      continue;
+    st = shadow_run(opt, p);
+    if (st) {
+      optim__step_cancel(opt);
+      if (st == OPTIM_ENOMEM) return optim__fail(opt, st, "out of memory for the step of '%s'", p->name);
+      return optim__fail(opt, OPTIM_ENUMERIC,
+                         "%s: the %s step's eigendecomposition or QR failed, also in float64 "
+                         "(non-finite or overflowing factors): nothing was changed",
+                         p->name, g->alg->name);
+    }
+  }
+  opt->prepared = 1;
+  return OPTIM_OK;
+}
 
-  /* Everything is valid: from here on the step cannot fail.  Element-wise
-   * parameters go to one threaded pass; whole-tensor ones (matrix methods)
-   * follow, one after the other, from the end of the same list. */
+int optim_step_commit(optim_optimizer *opt)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  if (!opt->prepared)
+    return optim__fail(opt, OPTIM_ECONFIG, "no step is prepared (optim_step_prepare)");
+  opt->prepared = 0;
+  /* From here on the step cannot fail.  Element-wise parameters go to one
+   * threaded pass; whole-tensor ones (matrix methods) follow, one after the
+   * other, from the end of the same list. */
   int *list = opt->active, n = 0, nwhole = 0;
   size_t total = 0;
   for (int i = 0; i < opt->nparams; i++) {
     optim_param *p = &opt->params[i];
     const optim_group *g = &opt->groups[p->group];
-    if ((!p->grad && !g->alg->missing_grad_zero) || g->skip_now || p->frozen) continue;
-    p->zero_nonfinite = g->nonfinite == NONFINITE_ZERO;
-    p->gscale = grad_scale;
-    p->row_reduce = opt->row_reduce;
-    p->row_reduce_ud = opt->row_reduce_ud;
+    if (!steps_now(opt, p)) continue;
     g->alg->prepare(g, p);
     if (g->alg->whole && g->alg->whole(g, p)) {
       list[opt->nparams - 1 - nwhole++] = i;
@@ -296,11 +398,35 @@ int optim_step_scaled(optim_optimizer *opt, double grad_scale)
   for (int k = 0; k < nwhole; k++) {
     optim_param *p = &opt->params[list[opt->nparams - 1 - k]];
     const optim_group *g = &opt->groups[p->group];
-    if (g->alg->param_step(g, p, opt->work) != 0) opt->groups[p->group].failed++;
+    optim_shadow *sh = p->shadow;
+    if (sh) { /* computed by the prepare phase: take it */
+      size_t es = optim__dtype_size(p->dtype);
+      memcpy(p->data, sh->data, p->numel * es);
+      for (int s = 0; s < p->nstate; s++) {
+        if (p->state[s].kind == OPTIM_STATE_BUFFER)
+          memcpy(p->state[s].buf, sh->state[s].buf, p->state[s].count * es);
+        else
+          p->state[s].scalar = sh->state[s].scalar;
+      }
+      shadow_free(p);
+    } else if (g->alg->param_step(g, p, opt->work) != 0) {
+      opt->groups[p->group].failed++;
+    }
   }
   for (int g = 0; g < opt->ngroups; g++) {
     if (opt->groups[g].skip_now) opt->groups[g].skipped++;
     else opt->groups[g].steps++;
   }
   return OPTIM_OK;
+}
+
+int optim_step(optim_optimizer *opt)
+{
+  return optim_step_scaled(opt, 1.0);
+}
+
+int optim_step_scaled(optim_optimizer *opt, double grad_scale)
+{
+  int st = optim_step_prepare(opt, grad_scale);
+  return st ? st : optim_step_commit(opt);
 }

@@ -65,5 +65,8 @@ dist_man_MANS = \
 	man/man3/optim_strerror.3 \
 	man/man3/optim_validate.3 \
 	man/man3/optim_step_scaled.3 \
+	man/man3/optim_step_prepare.3 \
+	man/man3/optim_step_commit.3 \
+	man/man3/optim_step_cancel.3 \
 	man/man3/optim_version.3 \
 	man/man7/liboptim-mpi.7

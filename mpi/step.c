@@ -119,24 +119,25 @@ int optim_mpi_step(optim_mpi *d)
   st = optim_mpi__agree(d, st);
   if (st) return st;
 
-  /* Every check of the step, on every rank, before anything changes. */
-  double t1 = MPI_Wtime();
-  st = optim_validate(d->opt);
-  if (st) optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
-  st = optim_mpi__agree(d, st);
-  if (st) return st;
   /* blockwise with block_period P: every P-th step orthogonalizes whole
    * matrices, distributed by rows (MuonBP) */
   int full = d->blockwise && d->block_period > 0 && (d->steps + 1) % d->block_period == 0;
   optim_set_row_reduce(d->opt, full ? row_reduce : NULL, d);
-  double comm0 = d->comm_s;
-  /* the average: 1/p applied as the gradients are read */
-  st = optim_step_scaled(d->opt, 1.0 / d->size);
-  optim_set_row_reduce(d->opt, NULL, NULL);
+  double t1 = MPI_Wtime(), comm0 = d->comm_s;
+  /* Every check of the step, and the numerical methods that can fail (an
+   * owner's eigendecompositions), on every rank before anything changes;
+   * the average: 1/p applied as the gradients are read. */
+  st = optim_step_prepare(d->opt, 1.0 / d->size);
   if (st) optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
-  d->compute_s += MPI_Wtime() - t1 - (d->comm_s - comm0); /* (Gram sums are communication) */
   st = optim_mpi__agree(d, st);
-  if (st) return st;
+  if (st) {
+    optim_step_cancel(d->opt);
+    optim_set_row_reduce(d->opt, NULL, NULL);
+    return st;
+  }
+  optim_step_commit(d->opt); /* (cannot fail once prepared) */
+  optim_set_row_reduce(d->opt, NULL, NULL);
+  d->compute_s += MPI_Wtime() - t1 - (d->comm_s - comm0); /* (Gram sums are communication) */
 
   double t2 = MPI_Wtime();
   for (int i = 0; i < d->nparams && st == OPTIM_OK; i++) {

@@ -101,9 +101,9 @@ END_TEST
 
 START_TEST(test_strerror)
 {
-  for (int s = 0; s >= OPTIM_ECALLBACK; s--) {
+  for (int s = 0; s >= OPTIM_ENUMERIC; s--) {
     ck_assert_str_ne(optim_strerror(s), "unknown status code");
-    for (int t = s - 1; t >= OPTIM_ECALLBACK; t--)
+    for (int t = s - 1; t >= OPTIM_ENUMERIC; t--)
       ck_assert_str_ne(optim_strerror(s), optim_strerror(t));
   }
   ck_assert_str_eq(optim_strerror(-1000), "unknown status code");

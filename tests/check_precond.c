@@ -206,38 +206,58 @@ START_TEST(test_soap_stagger)
 END_TEST
 
 /* A factor that overflows float32 makes the decomposition fail (in float64
- * too: the factor holds infinities): the parameter and its state do not
- * change and the group counts a failure; bad settings are refused. */
+ * too: the factor holds infinities): the step fails with OPTIM_ENUMERIC
+ * and nothing changes, not even the other group's element-wise parameter
+ * or a counter; bad settings are refused.  Prepare / cancel / commit. */
 START_TEST(test_soap_failure_and_bad_input)
 {
-  float w[16], g[16];
-  int grp;
-  int64_t shape[2] = {4, 4};
+  float w[16], g[16], u[5], gu[5];
+  int grp, other;
+  int64_t shape[2] = {4, 4}, su = 5;
   optim_optimizer *o = make("soap", NULL, &grp);
+  ck_assert_int_eq(optim_add_group(o, "adamw", &other), OPTIM_OK);
   for (int i = 0; i < 16; i++) w[i] = (float)golden_noise((uint64_t)i, 0, 0, 9);
+  for (int i = 0; i < 5; i++) u[i] = gu[i] = 1;
+  ck_assert_int_eq(optim_add_param(o, other, "u", OPTIM_FLOAT32, 1, &su, u, gu, NULL), OPTIM_OK);
   ck_assert_int_eq(optim_add_param(o, grp, "w", OPTIM_FLOAT32, 2, shape, w, g, NULL), OPTIM_OK);
   for (int i = 0; i < 16; i++) g[i] = 3e37f * (float)(i % 3 + 1); /* finite; GG overflows */
-  uint64_t h = hash_state(o);
+  uint64_t h = hash_bytes(hash_state(o), u, sizeof u);
   float before[16];
   memcpy(before, w, sizeof w);
-  ck_assert_int_eq(optim_step(o), OPTIM_OK);
-  int64_t failed = 0;
+  ck_assert_int_eq(optim_step(o), OPTIM_ENUMERIC);
+  ck_assert_msg(strstr(optim_errmsg(o), "nothing was changed") != NULL, "%s", optim_errmsg(o));
+  int64_t failed = -1, steps = -1;
   ck_assert_int_eq(optim_get_counter(o, grp, "failed", &failed), OPTIM_OK);
-  ck_assert_int_eq(failed, 1);
-  ck_assert_uint_eq(hash_state(o), h);
+  ck_assert_int_eq(optim_get_counter(o, other, "steps", &steps), OPTIM_OK);
+  ck_assert(failed == 0 && steps == 0);
+  ck_assert_uint_eq(hash_bytes(hash_state(o), u, sizeof u), h);
   ck_assert_mem_eq(w, before, sizeof w);
+  /* the two phases: commit needs a prepared step; cancel drops it */
+  ck_assert_int_eq(optim_step_commit(o), OPTIM_ECONFIG);
+  for (int i = 0; i < 16; i++) g[i] = (float)golden_noise((uint64_t)i, 1, 0, 9);
+  ck_assert_int_eq(optim_step_prepare(o, 1.0), OPTIM_OK); /* the first call decomposes */
+  ck_assert_int_eq(optim_step_cancel(o), OPTIM_OK);
+  ck_assert_uint_eq(hash_bytes(hash_state(o), u, sizeof u), h);
+  ck_assert_int_eq(optim_step_commit(o), OPTIM_ECONFIG);
+  ck_assert_int_eq(optim_step_prepare(o, 1.0), OPTIM_OK);
+  ck_assert_int_eq(optim_step_commit(o), OPTIM_OK);
+  int64_t init = 0;
+  ck_assert_int_eq(optim_state_scalar(o, 1, "initialized", &init), OPTIM_OK);
+  ck_assert_int_eq(init, 1);
+  ck_assert(u[0] != 1); /* the adamw parameter stepped */
+  h = hash_bytes(hash_state(o), u, sizeof u);
   /* NaN gradient: refused before anything changes */
   for (int i = 0; i < 16; i++) g[i] = 1;
   g[5] = NAN;
   ck_assert_int_eq(optim_step(o), OPTIM_ENONFINITE);
-  ck_assert_uint_eq(hash_state(o), h);
+  ck_assert_uint_eq(hash_bytes(hash_state(o), u, sizeof u), h);
   /* settings */
   ck_assert_int_eq(optim_set_double(o, grp, "shampoo_beta", 1.0), OPTIM_ERANGE);
   ck_assert_int_eq(optim_set_double(o, grp, "shampoo_beta", -2.0), OPTIM_ERANGE);
   ck_assert_int_eq(optim_set_int(o, grp, "precondition_frequency", 0), OPTIM_ERANGE);
   ck_assert_int_eq(optim_set_double(o, grp, "beta1", 1.0), OPTIM_ERANGE);
   ck_assert_int_eq(optim_set_int(o, grp, "max_precond_dim", -1), OPTIM_ERANGE);
-  ck_assert_uint_eq(hash_state(o), h);
+  ck_assert_uint_eq(hash_bytes(hash_state(o), u, sizeof u), h);
   optim_destroy(o);
 }
 END_TEST
@@ -411,7 +431,8 @@ START_TEST(test_shampoo_blocks_and_grafting)
 END_TEST
 
 /* A factor that overflows makes the inverse root fail (also in float64):
- * nothing changes and the group counts a failure; bad settings refused. */
+ * the step fails with OPTIM_ENUMERIC and nothing changes; bad settings
+ * refused. */
 START_TEST(test_shampoo_failure_and_bad_input)
 {
   float w[16], g[16];
@@ -424,10 +445,10 @@ START_TEST(test_shampoo_failure_and_bad_input)
   uint64_t h = hash_state(o);
   float before[16];
   memcpy(before, w, sizeof w);
-  ck_assert_int_eq(optim_step(o), OPTIM_OK);
-  int64_t failed = 0;
+  ck_assert_int_eq(optim_step(o), OPTIM_ENUMERIC);
+  int64_t failed = -1;
   ck_assert_int_eq(optim_get_counter(o, grp, "failed", &failed), OPTIM_OK);
-  ck_assert_int_eq(failed, 1);
+  ck_assert_int_eq(failed, 0);
   ck_assert_uint_eq(hash_state(o), h);
   ck_assert_mem_eq(w, before, sizeof w);
   ck_assert_int_eq(optim_set_string(o, grp, "grafting", "adagrad"), OPTIM_ERANGE);

@@ -215,6 +215,23 @@ static void one_rank_fails(void)
   CHECK(st == OPTIM_ENONFINITE, "NaN on rank 0: status %d", st);
   optim_mpi_destroy(ctx);
   model_free(&d);
+
+  /* SOAP: the eigendecomposition of an owned matrix fails on its owner (its
+   * factor overflows): every rank returns OPTIM_ENUMERIC and nothing changed
+   * anywhere, also the tensors other ranks own */
+  model_init(&d, "soap", "weight_decay=0");
+  CHECK(optim_mpi_create(d.opt, MPI_COMM_WORLD, &ctx) == OPTIM_OK, "create");
+  for (int j = 0; j < NP; j++) rank_grad(&d, j, 1, rank, d.g[j], 1);
+  for (size_t i = 0; i < d.n[0]; i++) d.g[0][i] = 3e37f / (float)size; /* finite sum */
+  h = hash_state(d.opt);
+  for (int j = 0; j < NP; j++) h = hash_bytes(h, d.p[j], sizeof(float) * d.n[j]);
+  st = optim_mpi_step(ctx);
+  CHECK(st == OPTIM_ENUMERIC, "failed decomposition: status %d (%s)", st, optim_mpi_errmsg(ctx));
+  h2 = hash_state(d.opt);
+  for (int j = 0; j < NP; j++) h2 = hash_bytes(h2, d.p[j], sizeof(float) * d.n[j]);
+  CHECK(h == h2, "parameters or state changed after a failed decomposition");
+  optim_mpi_destroy(ctx);
+  model_free(&d);
 }
 
 static void bad_attach(void)

@@ -242,6 +242,13 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   return p->dtype == OPTIM_FLOAT32 ? fismo_f32(g, p, work) : fismo_f64(g, p, work);
 }
 
+/* Every matrix step decomposes its factors. */
+static int fallible(const optim_group *g, const optim_param *p)
+{
+  (void)g;
+  return p->ndim == 2;
+}
+
 const optim_alg optim__alg_fismo = {
   .name = "fismo",
   .doc = "FISMO: Fisher-whitened orthogonalized momentum (Kronecker factors, NS polar)",
@@ -256,4 +263,5 @@ const optim_alg optim__alg_fismo = {
   .param_step = param_step,
   .workspace = workspace,
   .cost = cost,
+  .fallible = fallible,
 };

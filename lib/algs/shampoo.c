@@ -305,6 +305,12 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   return p->dtype == OPTIM_FLOAT32 ? shampoo_f32(g, p, work) : shampoo_f64(g, p, work);
 }
 
+/* A step that computes the inverse roots. */
+static int fallible(const optim_group *g, const optim_param *p)
+{
+  return p->state[S_STEP].scalar % hp_i(g, UPDATE_FREQ) == 0;
+}
+
 const optim_alg optim__alg_shampoo = {
   .name = "shampoo",
   .doc = "Shampoo: blocked Kronecker-factored preconditioning with Adam or SGD grafting",
@@ -317,4 +323,5 @@ const optim_alg optim__alg_shampoo = {
   .param_step = param_step,
   .workspace = workspace,
   .cost = cost,
+  .fallible = fallible,
 };

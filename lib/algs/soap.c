@@ -436,6 +436,17 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   return p->dtype == OPTIM_FLOAT32 ? soap_f32(g, p, work) : soap_f64(g, p, work);
 }
 
+/* A step that decomposes: the first call (eigendecomposition) or a refresh
+ * (QR) of a parameter with a rotated dim. */
+static int fallible(const optim_group *g, const optim_param *p)
+{
+  if (p->nstate < 7) return 0; /* nothing rotated */
+  if (p->state[S_INIT].scalar == 0) return 1;
+  int64_t t = p->state[S_STEP].scalar + 1, f = hp_i(g, FREQ);
+  int64_t k0 = hp_i(g, STAGGER) ? p->state[S_SLOT].scalar % f : 0;
+  return (t + k0) % f == 0;
+}
+
 const optim_alg optim__alg_soap = {
   .name = "soap",
   .doc = "SOAP: Adam in the eigenbasis of Shampoo's Kronecker factors (nikhilvyas/SOAP)",
@@ -448,4 +459,5 @@ const optim_alg optim__alg_soap = {
   .param_step = param_step,
   .workspace = workspace,
   .cost = cost,
+  .fallible = fallible,
 };
