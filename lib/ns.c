@@ -63,7 +63,7 @@ static void *align64(void *p)
 /* Copy the upper triangle of the k x k row-major A into its lower one, tile
  * by tile so both sides stream through cache. */
 #define MIRROR_IMPL(T, SFX)                                                 \
-  static void mirror_##SFX(T *A, size_t k)                                  \
+  void optim__mirror_##SFX(T *A, size_t k)                                  \
   {                                                                         \
     const size_t t = 64;                                                    \
     for (size_t bi = 0; bi < k; bi += t)                                    \
@@ -99,7 +99,7 @@ MIRROR_IMPL(double, f64)
     T *Q = align64(A2 + k * k), *P = align64(Q + k * k);                                \
     SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)k, (int)n, 1, X0, (int)n, 0, A,   \
          (int)k);                                                                       \
-    mirror_##SFX(A, k);                                                                 \
+    optim__mirror_##SFX(A, k);                                                                 \
     memset(Q, 0, k * k * sizeof(T));                                                    \
     for (size_t i = 0; i < k; i++) Q[i * k + i] = 1;                                    \
     for (int it = 0; it < steps; it++) {                                                \
@@ -112,7 +112,7 @@ MIRROR_IMPL(double, f64)
       for (size_t i = 0; i < k; i++)                                                    \
         for (size_t j = i; j < k; j++)                                                  \
           P[i * k + j] = b * A[i * k + j] + c * A2[i * k + j] + (i == j ? a : (T)0);      \
-      mirror_##SFX(P, k);                                                               \
+      optim__mirror_##SFX(P, k);                                                               \
       /* Q = P Q */                                                                     \
       SYMM(CblasRowMajor, CblasLeft, CblasUpper, (int)k, (int)k, 1, P, (int)k, Q, (int)k, \
            0, A2, (int)k);                                                              \
@@ -125,7 +125,7 @@ MIRROR_IMPL(double, f64)
       SYMM(CblasRowMajor, CblasLeft, CblasUpper, (int)k, (int)k, 1, A2, (int)k, A, (int)k, \
            0, P, (int)k);                                                               \
       memcpy(A, P, k * k * sizeof(T));                                                  \
-      mirror_##SFX(A, k); /* keep A exactly symmetric (its upper triangle) */          \
+      optim__mirror_##SFX(A, k); /* keep A exactly symmetric (its upper triangle) */          \
     }                                                                                   \
     /* Q is symmetric up to rounding: use its upper triangle */                         \
     SYMM(CblasRowMajor, CblasLeft, CblasUpper, (int)k, (int)n, 1, Q, (int)k, X0, (int)n, \
@@ -190,7 +190,7 @@ double optim__ns_flops(int64_t rows, int64_t cols, int steps)
       optim__ns_coef(coef, rows, cols, it, abc);                                          \
       SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)k, (int)n, 1, X, (int)n, 0, A,  \
            (int)k);                                                                      \
-      mirror_##SFX(A, k); /* A2 = A A^T reads all of A */                              \
+      optim__mirror_##SFX(A, k); /* A2 = A A^T reads all of A */                              \
       SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)k, (int)k, 1, A, (int)k, 0, A2, \
            (int)k);                                                                      \
       const T b = (T)abc[1], c = (T)abc[2];                                              \
@@ -267,7 +267,7 @@ size_t optim__ns_rows_workspace(int64_t r, int64_t C, int prec)
              (int)C);                                                                          \
       else                                                                                     \
         memset(B, 0, C * C * sizeof(T));                                                       \
-      mirror_##SFX(B, C);                                                                      \
+      optim__mirror_##SFX(B, C);                                                                      \
       e = reduce(ud, B, C * C, prec);                                                          \
       if (e && !st) st = e;                                                                    \
       /* M = bB + cB^2 */                                                                      \

@@ -48,6 +48,11 @@ int optim__ns_rows(int io, int prec, const void *in, void *out, int64_t r, int64
                    int steps, int coef, void *work, optim__reduce_fn reduce, void *ud);
 size_t optim__ns_rows_workspace(int64_t r, int64_t C, int prec);
 
+/* Copy the upper triangle of the k x k row-major A into its lower one,
+ * tile by tile so that both sides stream through cache. */
+void optim__mirror_f32(float *A, size_t k);
+void optim__mirror_f64(double *A, size_t k);
+
 /* Floating-point operations optim__ns performs on one rows x cols matrix
  * (for benchmarks). */
 double optim__ns_flops(int64_t rows, int64_t cols, int steps);

@@ -246,30 +246,41 @@ static void sort_desc(int *perm, int *tmp, size_t n, const float *key)
   {                                                                                        \
     float *Sf = fw, *Qf = fw + d * d, *Tm = fw + 2 * d * d, *key = fw + 3 * d * d;         \
     float *tau = key + d;                                                                  \
-    for (size_t i = 0; i < d * d; i++) {                                                   \
-      Sf[i] = (float)S[i];                                                                 \
-      Qf[i] = (float)Q[i];                                                                 \
-    }                                                                                      \
-    /* Tm = (S Q)^T = Q^T S (S symmetric), i.e. S Q in column-major order, the layout   \
+    /* Sf = S; Qf = Q^T (its columns contiguous), transposed tile by tile */              \
+    for (size_t i = 0; i < d * d; i++) Sf[i] = (float)S[i];                                \
+    for (size_t bi = 0; bi < d; bi += 64)                                                  \
+      for (size_t bj = 0; bj < d; bj += 64)                                                \
+        for (size_t i = bi; i < bi + 64 && i < d; i++)                                     \
+          for (size_t j = bj; j < bj + 64 && j < d; j++) Qf[j * d + i] = (float)Q[i * d + j]; \
+    /* Tm = Q^T S = (S Q)^T (S symmetric), i.e. S Q in column-major order, the layout   \
      * LAPACK's QR takes without transposed copies; key_j = q_j^T S q_j */                 \
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1, Qf,     \
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1, Qf,   \
                 (int)d, Sf, (int)d, 0, Tm, (int)d);                                        \
     for (size_t j = 0; j < d; j++) {                                                       \
       float s = 0;                                                                         \
-      for (size_t i = 0; i < d; i++) s += Qf[i * d + j] * Tm[j * d + i];                   \
+      for (size_t i = 0; i < d; i++) s += Qf[j * d + i] * Tm[j * d + i];                   \
       key[j] = s;                                                                          \
     }                                                                                      \
     sort_desc(perm, itmp, d, key);                                                         \
     /* S Q[:, perm] = (S Q)[:, perm]: the product is reused, its columns reordered */      \
     for (size_t j = 0; j < d; j++)                                                         \
       memcpy(Qf + j * d, Tm + (size_t)perm[j] * d, d * sizeof *Tm);                        \
-    if (LAPACKE_sgeqrf(LAPACK_COL_MAJOR, (lapack_int)d, (lapack_int)d, Qf, (lapack_int)d,   \
-                       tau) == 0 &&                                                        \
+    /* Householder QR: the reflectors by sgeqrt, blocked by up to 256 columns (its      \
+     * panels are faster than sgeqrf's, which uses LAPACK's default 32), whose        \
+     * block factors hold the scalars tau on their diagonals; Q by sorgqr.  Tm is     \
+     * free now and holds the block factors (nb x d). */                              \
+    const size_t nb = d < 256 ? d : 256;                                                    \
+    int qr_ok = LAPACKE_sgeqrt(LAPACK_COL_MAJOR, (lapack_int)d, (lapack_int)d,              \
+                               (lapack_int)nb, Qf, (lapack_int)d, Tm, (lapack_int)nb) == 0; \
+    for (size_t j = 0; qr_ok && j < d; j++) tau[j] = Tm[(j % nb) + j * nb];                 \
+    if (qr_ok &&                                                                           \
         LAPACKE_sorgqr(LAPACK_COL_MAJOR, (lapack_int)d, (lapack_int)d, (lapack_int)d, Qf,    \
                        (lapack_int)d, tau) == 0 &&                                         \
         finite_f(Qf, d * d)) {                                                             \
-      for (size_t i = 0; i < d; i++)                                                       \
-        for (size_t j = 0; j < d; j++) Qn[i * d + j] = (T)Qf[j * d + i];                   \
+      for (size_t bi = 0; bi < d; bi += 64) /* Qn = the column-major Q, tile by tile */    \
+        for (size_t bj = 0; bj < d; bj += 64)                                              \
+          for (size_t i = bi; i < bi + 64 && i < d; i++)                                   \
+            for (size_t j = bj; j < bj + 64 && j < d; j++) Qn[i * d + j] = (T)Qf[j * d + i]; \
       return 0;                                                                            \
     }                                                                                      \
     double *A = malloc((2 * d * d + d) * sizeof *A);                                       \

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "ns.h"
 #include "tensor.h"
 
 size_t optim__tview_numel(const tview *v)
@@ -48,8 +49,7 @@ static void around(const tview *v, int i, size_t *pre, size_t *post)
       for (size_t q = 0; q < pre; q++)                                                      \
         SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)d, (int)post, 1,                  \
              X + q * d * post, (int)post, q ? 1 : 0, O, (int)d);                             \
-    for (size_t a = 0; a < d; a++)                                                          \
-      for (size_t b = a + 1; b < d; b++) O[b * d + a] = O[a * d + b];                       \
+    optim__mirror_##SFX(O, d);                                                              \
   }
 
 TENSOR_IMPL(float, f32, cblas_sgemm, cblas_ssyrk)
