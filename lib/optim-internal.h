@@ -208,6 +208,8 @@ struct optim_optimizer {
   size_t work_size;
   optim_row_reduce_fn row_reduce; /* optim_set_row_reduce */
   void *row_reduce_ud;
+  void **hvp_ptrs;               /* scratch for optim_step, 2 * cap_params: the
+                                  * callback's z and H z pointers */
   optim_hvp_fn hvp_fn;           /* optim_set_hvp_callback */
   void *hvp_ud;
   uint64_t hvp_seed;

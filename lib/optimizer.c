@@ -102,6 +102,7 @@ void optim_destroy(optim_optimizer *opt)
   for (int g = 0; g < opt->ngroups; g++) optim__group_free(&opt->groups[g]);
   free(opt->params);
   free(opt->active);
+  free(opt->hvp_ptrs);
   free(opt->bad);
   optim__buf_free(opt->work);
   free(opt->groups);
@@ -345,6 +346,9 @@ int optim_add_param(optim_optimizer *opt, int group, const char *name, int dtype
     unsigned char *bad = realloc(opt->bad, (size_t)cap);
     if (bad == NULL) return optim__fail(opt, OPTIM_ENOMEM, "out of memory");
     opt->bad = bad;
+    void **hp = realloc(opt->hvp_ptrs, sizeof *hp * 2 * (size_t)cap);
+    if (hp == NULL) return optim__fail(opt, OPTIM_ENOMEM, "out of memory");
+    opt->hvp_ptrs = hp;
     opt->cap_params = cap;
   }
   int wst = optim__work_reserve(opt, g, &p);

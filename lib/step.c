@@ -201,21 +201,14 @@ static int run_hvp(optim_optimizer *opt)
     opt->active[count++] = i;
   }
   if (count == 0) return OPTIM_OK;
-  const void **z = malloc(sizeof *z * (size_t)count);
-  void **hz = malloc(sizeof *hz * (size_t)count);
-  int *idx = malloc(sizeof *idx * (size_t)count);
-  if (!z || !hz || !idx) {
-    free(z);
-    free(hz);
-    free(idx);
-    return optim__fail(opt, OPTIM_ENOMEM, "out of memory for the Hessian-vector callback");
-  }
+  /* (scratch the optimizer keeps: no allocation per step) */
+  const int *idx = opt->active;
+  void **z = opt->hvp_ptrs, **hz = opt->hvp_ptrs + count;
   for (int k = 0; k < count; k++) {
-    idx[k] = opt->active[k];
     z[k] = opt->params[idx[k]].hvp_z;
     hz[k] = opt->params[idx[k]].hvp_h;
   }
-  int rc = opt->hvp_fn(opt->hvp_ud, count, idx, z, hz);
+  int rc = opt->hvp_fn(opt->hvp_ud, count, idx, (const void *const *)z, hz);
   int st = OPTIM_OK;
   if (rc != 0)
     st = optim__fail(opt, OPTIM_ECALLBACK,
@@ -241,9 +234,6 @@ static int run_hvp(optim_optimizer *opt)
     }
     p->hvp = p->hvp_h;
   }
-  free(z);
-  free(hz);
-  free(idx);
   return st;
 }
 

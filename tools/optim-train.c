@@ -241,7 +241,8 @@ typedef struct run {
   const int32_t *by;
   int64_t bn;
   float bscale;
-  float *hv_save, *hv_g0; /* nparams each, allocated on first use */
+  float *hv_save;  /* gradients, g(w) and w: 3 nparams, allocated on first use */
+  double *hv_e;    /* per tensor: the finite-difference step */
 } run;
 
 /* Hessian-vector products for adahessian, by finite differences of the
@@ -255,21 +256,14 @@ static int train_hvp(void *ud, int count, const int *params, const void *const *
   run *r = ud;
   model *m = &r->m;
   size_t np = m->nparams;
-  if (!r->hv_save) r->hv_save = malloc(2 * np * sizeof(float));
-  if (!r->hv_save) return -1;
-  r->hv_g0 = r->hv_save + np;
-  float *save = r->hv_save, *g0 = r->hv_g0;
+  if (!r->hv_save) r->hv_save = malloc(3 * np * sizeof(float));
+  if (!r->hv_e) r->hv_e = malloc(2 * (size_t)m->nlayers * sizeof *r->hv_e);
+  if (!r->hv_save || !r->hv_e || count > 2 * m->nlayers) return -1;
+  float *save = r->hv_save, *g0 = save + np, *w0 = save + 2 * np;
+  double *e = r->hv_e;
   memcpy(save, m->grads, np * sizeof(float));
   model_train_batch(m, r->bx, r->by, r->bn, r->bscale, NULL);
   memcpy(g0, m->grads, np * sizeof(float));
-  float *w0 = malloc(np * sizeof(float));
-  double *e = malloc((size_t)count * sizeof *e);
-  if (!w0 || !e) {
-    free(w0);
-    free(e);
-    memcpy(m->grads, save, np * sizeof(float));
-    return -1;
-  }
   memcpy(w0, m->params, np * sizeof(float));
   for (int k = 0; k < count; k++) {
     float *w;
@@ -304,8 +298,6 @@ static int train_hvp(void *ud, int count, const int *params, const void *const *
   }
   memcpy(m->params, w0, np * sizeof(float));
   memcpy(m->grads, save, np * sizeof(float));
-  free(w0);
-  free(e);
   return 0;
 }
 
@@ -996,6 +988,7 @@ int main(int argc, char **argv)
 #endif
   optim_destroy(r.opt);
   free(r.hv_save);
+  free(r.hv_e);
   model_free(&r.m);
   data_free(&r.tr);
   data_free(&r.te);
