@@ -167,6 +167,86 @@ START_TEST(test_soap_factors)
 }
 END_TEST
 
+/* A refresh of a factor of 512 or more forms Q from sgeqrt's 256-column
+ * block reflectors itself (lib/algs/soap.c): the new basis must be the Q of
+ * the Householder QR of GG Q_old[:, perm], perm sorting diag(Q_old^T GG
+ * Q_old) in descending order, i.e. orthonormal with Q^T (GG Q_old[:, perm])
+ * upper triangular.  Checked in double from the state before and after. */
+START_TEST(test_soap_large_refresh)
+{
+  enum { D = 520 };
+  int grp;
+  optim_optimizer *o = make("soap", "lr=0.01,precondition_frequency=2,stagger=false", &grp);
+  const int64_t shape[2] = {D, D};
+  float *w = malloc(sizeof(float) * D * D), *g = malloc(sizeof(float) * D * D);
+  double *Qo = malloc(sizeof(double) * D * D), *P = malloc(sizeof(double) * D * D);
+  double *key = malloc(sizeof(double) * D);
+  int *perm = malloc(sizeof(int) * D);
+  ck_assert_ptr_nonnull(w);
+  ck_assert_ptr_nonnull(g);
+  ck_assert_ptr_nonnull(Qo);
+  ck_assert_ptr_nonnull(P);
+  for (size_t i = 0; i < (size_t)D * D; i++) w[i] = (float)golden_noise(i, 0, 7, 5);
+  ck_assert_int_eq(optim_add_param(o, grp, "w", OPTIM_FLOAT32, 2, shape, w, g, NULL), OPTIM_OK);
+  const void *qv, *gv;
+  int64_t n;
+  for (int k = 0; k < 3; k++) {
+    for (size_t i = 0; i < (size_t)D * D; i++) g[i] = (float)golden_noise(i, (uint64_t)k + 1, 7, 5);
+    if (k == 2) { /* the refresh: keep the old bases */
+      ck_assert_int_eq(optim_state_buffer(o, 0, "Q", &qv, &n), OPTIM_OK);
+      ck_assert_int_eq(n, 2 * D * D);
+    }
+    if (k == 2)
+      for (size_t i = 0; i < (size_t)D * D; i++) Qo[i] = ((const float *)qv)[i];
+    ck_assert_msg(optim_step(o) == OPTIM_OK, "%s", optim_errmsg(o));
+  }
+  ck_assert_int_eq(optim_state_buffer(o, 0, "Q", &qv, &n), OPTIM_OK);
+  ck_assert_int_eq(optim_state_buffer(o, 0, "GG", &gv, &n), OPTIM_OK);
+  const float *Q = qv, *S = gv; /* the first dim's factor and basis */
+  /* P = S Q_old; key_j = q_j^T S q_j */
+  for (int i = 0; i < D; i++)
+    for (int j = 0; j < D; j++) P[i * D + j] = 0;
+  for (int i = 0; i < D; i++)
+    for (int l = 0; l < D; l++) {
+      double s = S[i * D + l];
+      for (int j = 0; j < D; j++) P[i * D + j] += s * Qo[l * D + j];
+    }
+  for (int j = 0; j < D; j++) {
+    double s = 0;
+    for (int i = 0; i < D; i++) s += Qo[i * D + j] * P[i * D + j];
+    key[j] = s;
+    perm[j] = j;
+  }
+  for (int a = 1; a < D; a++) /* stable insertion sort, descending */
+    for (int b = a; b > 0 && key[perm[b]] > key[perm[b - 1]]; b--) {
+      int t = perm[b];
+      perm[b] = perm[b - 1];
+      perm[b - 1] = t;
+    }
+  double scale = 0;
+  for (int i = 0; i < D * D; i++) scale = fmax(scale, fabs(P[i]));
+  for (int a = 0; a < D; a++)
+    for (int b = 0; b < D; b++) {
+      double r = 0, e = 0;
+      for (int i = 0; i < D; i++) {
+        r += (double)Q[i * D + a] * P[i * D + perm[b]];
+        e += (double)Q[i * D + a] * Q[i * D + b];
+      }
+      ck_assert_msg(fabs(e - (a == b)) < 1e-4, "(Q^T Q)[%d][%d] = %g", a, b, e);
+      if (a > b)
+        ck_assert_msg(fabs(r) < 1e-4 * scale * D, "(Q^T S Q_old)[%d][%d] = %g (scale %g)", a, b,
+                      r, scale);
+    }
+  free(w);
+  free(g);
+  free(Qo);
+  free(P);
+  free(key);
+  free(perm);
+  optim_destroy(o);
+}
+END_TEST
+
 /* With stagger the k-th parameter refreshes at steps t with (t + k) mod f
  * = 0: parameter 0 as the reference does (so it equals its run with
  * stagger=false), parameter 1 one step earlier (so it differs). */
@@ -685,6 +765,7 @@ int main(void)
   tcase_add_test(tc, test_soap_unrotated_is_adam);
   tcase_add_test(tc, test_soap_factors);
   tcase_add_test(tc, test_soap_stagger);
+  tcase_add_test(tc, test_soap_large_refresh);
   tcase_add_test(tc, test_soap_failure_and_bad_input);
   suite_add_tcase(s, tc);
   TCase *ts = tcase_create("shampoo");

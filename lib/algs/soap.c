@@ -39,6 +39,7 @@
 
 #include "optim-internal.h"
 #include "tensor.h"
+#include "ns.h"
 
 enum { LR, BETA1, BETA2, SHAMPOO_BETA, EPS, WEIGHT_DECAY, FREQ, MAX_DIM, MERGE_DIMS,
        PRECOND_1D, NORMALIZE, CORRECT_BIAS, STAGGER };
@@ -266,21 +267,42 @@ static void sort_desc(int *perm, int *tmp, size_t n, const float *key)
     for (size_t j = 0; j < d; j++)                                                         \
       memcpy(Qf + j * d, Tm + (size_t)perm[j] * d, d * sizeof *Tm);                        \
     /* Householder QR: the reflectors by sgeqrt, blocked by up to 256 columns (its      \
-     * panels are faster than sgeqrf's, which uses LAPACK's default 32), whose        \
-     * block factors hold the scalars tau on their diagonals; Q by sorgqr.  Tm is     \
-     * free now and holds the block factors (nb x d). */                              \
+     * panels are faster than sgeqrf's, which uses LAPACK's default 32), with their     \
+     * block factors in Tm (nb x d).  Q = H_1 ... H_d is then formed in Sf (free since   \
+     * the product) as sorgqr forms it, block by block from the last, each block       \
+     * reflector applied by slarfb to the trailing part Q[j:, j:] (the rest is still    \
+     * the identity's), but with sgeqrt's 256-column blocks instead of sorgqr's 32:     \
+     * the same arithmetic in larger matrix products, twice as fast at d = 4096.       \
+     * slarfb's work (d x nb) lives in the rest of Tm; below 512 (no room there, and   \
+     * cheap anyway) sorgqr forms Q from the scalars tau on the factors' diagonals. */ \
     const size_t nb = d < 256 ? d : 256;                                                    \
     int qr_ok = LAPACKE_sgeqrt(LAPACK_COL_MAJOR, (lapack_int)d, (lapack_int)d,              \
                                (lapack_int)nb, Qf, (lapack_int)d, Tm, (lapack_int)nb) == 0; \
-    for (size_t j = 0; qr_ok && j < d; j++) tau[j] = Tm[(j % nb) + j * nb];                 \
-    if (qr_ok &&                                                                           \
-        LAPACKE_sorgqr(LAPACK_COL_MAJOR, (lapack_int)d, (lapack_int)d, (lapack_int)d, Qf,    \
-                       (lapack_int)d, tau) == 0 &&                                         \
-        finite_f(Qf, d * d)) {                                                             \
+    float *Qc = Qf;                                                                        \
+    if (qr_ok && d >= 2 * nb && nb == 256) {                                               \
+      float *lw = Tm + nb * d;                                                             \
+      memset(Sf, 0, d * d * sizeof *Sf);                                                   \
+      for (size_t i = 0; i < d; i++) Sf[i * d + i] = 1;                                    \
+      for (size_t j = (d - 1) / nb * nb;; j -= nb) {                                       \
+        size_t jb = d - j < nb ? d - j : nb;                                               \
+        if (LAPACKE_slarfb_work(LAPACK_COL_MAJOR, 'L', 'N', 'F', 'C', (lapack_int)(d - j),  \
+                                (lapack_int)(d - j), (lapack_int)jb, Qf + j + j * d,       \
+                                (lapack_int)d, Tm + j * nb, (lapack_int)nb, Sf + j + j * d, \
+                                (lapack_int)d, lw, (lapack_int)(d - j)) != 0)             \
+          qr_ok = 0;                                                                       \
+        if (j == 0 || !qr_ok) break;                                                       \
+      }                                                                                    \
+      Qc = Sf;                                                                             \
+    } else if (qr_ok) {                                                                    \
+      for (size_t j = 0; j < d; j++) tau[j] = Tm[(j % nb) + j * nb];                       \
+      qr_ok = LAPACKE_sorgqr(LAPACK_COL_MAJOR, (lapack_int)d, (lapack_int)d, (lapack_int)d,  \
+                             Qf, (lapack_int)d, tau) == 0;                                 \
+    }                                                                                      \
+    if (qr_ok && finite_f(Qc, d * d)) {                                                    \
       for (size_t bi = 0; bi < d; bi += 64) /* Qn = the column-major Q, tile by tile */    \
         for (size_t bj = 0; bj < d; bj += 64)                                              \
           for (size_t i = bi; i < bi + 64 && i < d; i++)                                   \
-            for (size_t j = bj; j < bj + 64 && j < d; j++) Qn[i * d + j] = (T)Qf[j * d + i]; \
+            for (size_t j = bj; j < bj + 64 && j < d; j++) Qn[i * d + j] = (T)Qc[j * d + i]; \
       return 0;                                                                            \
     }                                                                                      \
     double *A = malloc((2 * d * d + d) * sizeof *A);                                       \
@@ -324,12 +346,6 @@ DECOMP_IMPL(double, f64)
     }                                                                                   \
     return in;                                                                          \
   }                                                                                     \
-  /* O = G_(i) G_(i)^T, full symmetric. */                                              \
-  static void outer_##SFX(const view *v, int i, const T *G, T *O)                       \
-  {                                                                                     \
-    const tview tv = {v->k, {v->d[0], v->d[1], v->d[2], v->d[3]}};                      \
-    optim__mode_gram_##SFX(&tv, i, G, O);                                               \
-  }                                                                                     \
   static int soap_##SFX(const optim_group *g, optim_param *p, void *work)                \
   {                                                                                     \
     view v;                                                                             \
@@ -355,30 +371,33 @@ DECOMP_IMPL(double, f64)
     const int64_t slot = first ? p->group_ordinal : p->state[S_SLOT].scalar;           \
     const int64_t f = hp_i(g, FREQ), k0 = hp_i(g, STAGGER) ? slot % f : 0;               \
     const int refresh = !first && (t + k0) % f == 0;                                    \
-    /* New factors (and bases) in GGn, Qn: nothing is committed before the            \
-     * decompositions have succeeded. */                                               \
+    /* The factors are updated in place: a step that decomposes (the first, or a      \
+     * refresh) runs on copies of the state (alg.fallible, optim_step_prepare), so a   \
+     * failure below changes nothing.  G_(i) G_(i)^T goes to the upper triangle of    \
+     * GGn (scratch), the lerp runs on the upper triangle and is mirrored: the lower   \
+     * triangle's values are the same (both inputs are symmetric).  New bases of a     \
+     * refresh go to Qn: the old ones are still needed to re-project m. */            \
     size_t off = 0;                                                                     \
     for (int i = 0; i < v.k; i++) {                                                     \
       if (!v.rot[i]) continue;                                                          \
       size_t d = v.d[i];                                                                \
-      outer_##SFX(&v, i, G, GGn + off);                                                 \
+      const tview tv = {v.k, {v.d[0], v.d[1], v.d[2], v.d[3]}};                          \
+      optim__mode_gram_upper_##SFX(&tv, i, G, GGn + off);                               \
       const T wt = (T)(1 - bs);                                                         \
-      for (size_t e = 0; e < d * d; e++) {                                              \
-        T s0 = first ? (T)0 : GG[off + e], e1 = GGn[off + e];                           \
-        /* torch.lerp */                                                                \
-        GGn[off + e] = wt < (T)0.5 ? s0 + wt * (e1 - s0) : e1 - (e1 - s0) * ((T)1 - wt); \
-      }                                                                                 \
-      if (first && eig_##SFX(GGn + off, d, Qn + off) != 0) return -1;                    \
-      if (refresh && refresh_##SFX(GGn + off, d, Q + off, Qn + off, perm + (size_t)i * dm, \
+      for (size_t r = 0; r < d; r++)                                                    \
+        for (size_t e = off + r * d + r; e < off + (r + 1) * d; e++) {                  \
+          T s0 = first ? (T)0 : GG[e], e1 = GGn[e];                                     \
+          /* torch.lerp */                                                              \
+          GG[e] = wt < (T)0.5 ? s0 + wt * (e1 - s0) : e1 - (e1 - s0) * ((T)1 - wt);     \
+        }                                                                               \
+      optim__mirror_##SFX(GG + off, d);                                                 \
+      if (first && eig_##SFX(GG + off, d, Q + off) != 0) return -1;                     \
+      if (refresh && refresh_##SFX(GG + off, d, Q + off, Qn + off, perm + (size_t)i * dm, \
                                    itmp, fw) != 0)                                      \
         return -1;                                                                      \
       off += d * d;                                                                     \
     }                                                                                   \
     if (first) {                                                                        \
-      if (v.factor) {                                                                   \
-        memcpy(GG, GGn, v.factor * sizeof(T));                                          \
-        memcpy(Q, Qn, v.factor * sizeof(T));                                            \
-      }                                                                                 \
       p->state[S_INIT].scalar = 1;                                                      \
       p->state[S_SLOT].scalar = slot;                                                   \
       return 0;                                                                         \
@@ -434,7 +453,6 @@ DECOMP_IMPL(double, f64)
       const T *mn = rotate_##SFX(&v, Q, G, A, B, 0);                                    \
       memcpy(m, mn, n * sizeof(T));                                                     \
     }                                                                                   \
-    if (v.factor) memcpy(GG, GGn, v.factor * sizeof(T));                                \
     p->state[S_STEP].scalar = t;                                                        \
     return 0;                                                                           \
   }

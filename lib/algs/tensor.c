@@ -38,7 +38,7 @@ static void around(const tview *v, int i, size_t *pre, size_t *post)
              (int)post, (int)d, 1, M, (int)d, X + q * d * post, (int)post, 0,                \
              Y + q * d * post, (int)post);                                                   \
   }                                                                                         \
-  void optim__mode_gram_##SFX(const tview *v, int i, const T *X, T *O)                      \
+  void optim__mode_gram_upper_##SFX(const tview *v, int i, const T *X, T *O)                \
   {                                                                                         \
     size_t d = v->d[i], pre, post;                                                          \
     around(v, i, &pre, &post);                                                              \
@@ -49,7 +49,11 @@ static void around(const tview *v, int i, size_t *pre, size_t *post)
       for (size_t q = 0; q < pre; q++)                                                      \
         SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)d, (int)post, 1,                  \
              X + q * d * post, (int)post, q ? 1 : 0, O, (int)d);                             \
-    optim__mirror_##SFX(O, d);                                                              \
+  }                                                                                         \
+  void optim__mode_gram_##SFX(const tview *v, int i, const T *X, T *O)                      \
+  {                                                                                         \
+    optim__mode_gram_upper_##SFX(v, i, X, O);                                               \
+    optim__mirror_##SFX(O, v->d[i]);                                                        \
   }
 
 TENSOR_IMPL(float, f32, cblas_sgemm, cblas_ssyrk)

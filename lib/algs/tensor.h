@@ -28,6 +28,9 @@ void optim__mode_mul_f64(const tview *v, int i, const double *M, int trans, cons
  * over every dim but i. */
 void optim__mode_gram_f32(const tview *v, int i, const float *X, float *O);
 void optim__mode_gram_f64(const tview *v, int i, const double *X, double *O);
+/* The same, only the upper triangle (j >= i) of O written. */
+void optim__mode_gram_upper_f32(const tview *v, int i, const float *X, float *O);
+void optim__mode_gram_upper_f64(const tview *v, int i, const double *X, double *O);
 
 /* Eigendecomposition of the symmetric A (d x d, destroyed), LAPACK's
  * divide and conquer (syevd): the eigenvectors replace A as its ROWS
