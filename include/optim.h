@@ -253,6 +253,12 @@ OPTIM_API int optim_state_info(optim_optimizer *opt, int index, int k,
 OPTIM_API int optim_state_buffer(optim_optimizer *opt, int index,
                                  const char *name, const void **data,
                                  int64_t *numel);
+/* Overwrite a state buffer with numel elements of the parameter's dtype
+ * (numel must be the buffer's size).  For state that callers own by
+ * design, such as igt's true iterate "true_param"; writing the moments of
+ * a running optimizer is allowed but changes its trajectory. */
+OPTIM_API int optim_state_set_buffer(optim_optimizer *opt, int index, const char *name,
+                                     const void *data, int64_t numel);
 /* Value of a state scalar. */
 OPTIM_API int optim_state_scalar(optim_optimizer *opt, int index,
                                  const char *name, int64_t *value);
@@ -282,6 +288,32 @@ OPTIM_API int optim_step_scaled(optim_optimizer *opt, double grad_scale);
 OPTIM_API int optim_step_prepare(optim_optimizer *opt, double grad_scale);
 OPTIM_API int optim_step_commit(optim_optimizer *opt);
 OPTIM_API int optim_step_cancel(optim_optimizer *opt);
+/* ---- Gradient clipping and weight-decay scales ---------------------------------- */
+
+/* Clip the gradients of all parameters that step to a global L2 norm of at
+ * most max_norm (torch.nn.utils.clip_grad_norm_: factor
+ * min(1, max_norm / (norm + 1e-6))), fused into the step: the gradient
+ * buffers are not modified.  0 (the default) turns it off.  Each group can
+ * also clip its own gradients (option clip_norm), after this. */
+OPTIM_API int optim_set_clip_norm(optim_optimizer *opt, double max_norm);
+/* The L2 norm of the gradients (after grad_scale, before clipping) at the
+ * last step: of group `group`, or of every parameter that stepped for
+ * group -1.  OPTIM_ECONFIG when the last step computed none (no clipping
+ * and no algorithm that reads norms in that scope). */
+OPTIM_API int optim_get_grad_norm(optim_optimizer *opt, int group, double *norm);
+/* Multiply the weight decay applied to one parameter by scale (finite,
+ * >= 0; default 1; 0 exempts it).  OPTIM_EUNSUPPORTED when its algorithm
+ * has no weight decay.  Saved in checkpoints. */
+OPTIM_API int optim_param_set_decay_scale(optim_optimizer *opt, int index, double scale);
+OPTIM_API int optim_param_get_decay_scale(optim_optimizer *opt, int index, double *scale);
+/* Set the decay scale of every parameter whose name matches one of the
+ * comma-separated fnmatch(3) patterns (e.g. "*.bias,*norm*" with scale 0:
+ * no decay for biases and normalization weights); *matched (may be NULL)
+ * receives how many.  All or nothing: OPTIM_EUNSUPPORTED if a match has no
+ * weight decay, OPTIM_EUNKNOWN if nothing matches. */
+OPTIM_API int optim_set_decay_mask(optim_optimizer *opt, const char *patterns, double scale,
+                                   int *matched);
+
 /* Run every check optim_step makes (settings, tensors, non-finite gradients
  * under nonfinite=error) without changing anything; returns the status
  * optim_step would return. */

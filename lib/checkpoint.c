@@ -4,9 +4,11 @@
  *   header (40 bytes): "OPTIMCKP", u32 version, u32 endian marker 0x01020304,
  *                      u64 meta length, u64 data length, u32 meta CRC-32,
  *                      u32 CRC-32 of the preceding 36 header bytes
- *   meta:  groups (algorithm, counters, every hyperparameter by name) and
+ *   meta:  version 2: the optimizer's clip_norm (f64); then
+ *          groups (algorithm, counters, every hyperparameter by name) and
  *          parameters (name, group, dtype, shape, the stepped range
- *          (optim_param_set_range), state entries; buffers
+ *          (optim_param_set_range), version 2: the decay scale (f64),
+ *          state entries; buffers
  *          as offset, length and CRC-32 into the data section)
  *   data:  the state buffers, back to back
  * A file is written to a temporary name in the same directory, fsync'ed,
@@ -17,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +30,7 @@
 #include "optim-internal.h"
 
 #define CKP_MAGIC "OPTIMCKP"
-#define CKP_VERSION 1u
+#define CKP_VERSION 2u  /* 2 added clip_norm and decay scales; 1 is still read */
 #define CKP_ENDIAN 0x01020304u
 #define CKP_HEADER 40
 
@@ -143,6 +146,7 @@ int optim_save(optim_optimizer *opt, const char *path)
 
   wbuf m = {0};
   uint64_t data_len = 0;
+  put(&m, &opt->clip_norm, sizeof opt->clip_norm);
   put_u32(&m, (uint32_t)opt->ngroups);
   for (int gi = 0; gi < opt->ngroups; gi++) {
     const optim_group *g = &opt->groups[gi];
@@ -150,10 +154,10 @@ int optim_save(optim_optimizer *opt, const char *path)
     put_i64(&m, g->steps);
     put_i64(&m, g->skipped);
     put_i64(&m, g->failed);
-    put_u32(&m, (uint32_t)g->alg->nhp + 1);
+    put_u32(&m, (uint32_t)(g->alg->nhp + OPTIM_NCOMMON));
     for (int i = 0; i < g->alg->nhp; i++) put_hp(&m, &g->alg->hp[i], g->hp[i], g->hp_set[i]);
-    hp_value nf = {.i = g->nonfinite};
-    put_hp(&m, &optim__hp_nonfinite, nf, 1);
+    for (int k = 0; k < OPTIM_NCOMMON; k++)
+      put_hp(&m, &optim__hp_common[k], optim__common_get(g, k), 1);
   }
   put_u32(&m, (uint32_t)opt->nparams);
   for (int pi = 0; pi < opt->nparams; pi++) {
@@ -165,6 +169,7 @@ int optim_save(optim_optimizer *opt, const char *path)
     for (int d = 0; d < p->ndim; d++) put_i64(&m, p->shape[d]);
     put_u64(&m, p->off);
     put_u64(&m, p->len);
+    put(&m, &p->wd_scale, sizeof p->wd_scale);
     put_u32(&m, (uint32_t)p->nstate);
     for (int k = 0; k < p->nstate; k++) {
       const state_entry *e = &p->state[k];
@@ -259,6 +264,7 @@ done:
 typedef struct loaded_param {
   int index;                       /* parameter in the optimizer */
   size_t off, len;                 /* the range the file's state covers */
+  double wd_scale;
   int nstate;
   state_entry state[OPTIM_MAX_STATE];
   unsigned char ranged[OPTIM_MAX_STATE]; /* buffer of the range's length */
@@ -267,7 +273,7 @@ typedef struct loaded_param {
 typedef struct loaded_group {
   hp_value *hp;
   unsigned char *hp_set;
-  int nonfinite;
+  hp_value common[OPTIM_NCOMMON];
   int64_t steps, skipped, failed;
 } loaded_group;
 
@@ -338,7 +344,7 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
     st = optim__fail(opt, OPTIM_ECORRUPT, "%s: header checksum mismatch", path);
     goto out;
   }
-  if (version != CKP_VERSION) {
+  if (version != CKP_VERSION && version != 1) {
     st = optim__fail(opt, OPTIM_EVERSION, "%s: checkpoint format version %u, this library reads %u",
                      path, version, CKP_VERSION);
     goto out;
@@ -370,6 +376,12 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
 
   /* Groups: same count and algorithms; hyperparameters by name. */
   rbuf r = {meta, mlen, 0, 0};
+  double clip = 0;
+  if (version >= 2) get(&r, &clip, sizeof clip);
+  if (!r.bad && (!(clip >= 0) || !isfinite(clip))) {
+    st = optim__fail(opt, OPTIM_ECORRUPT, "%s: bad clip_norm", path);
+    goto out;
+  }
   uint32_t ng = get_u32(&r), len;
   if (r.bad || ng != (uint32_t)opt->ngroups) {
     st = optim__fail(opt, r.bad ? OPTIM_ECORRUPT : OPTIM_EMISMATCH,
@@ -399,11 +411,13 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
       goto out;
     }
     memcpy(lg[gi].hp, g->hp, sizeof *g->hp * (size_t)g->alg->nhp);
-    lg[gi].nonfinite = g->nonfinite;
+    for (int k = 0; k < OPTIM_NCOMMON; k++) lg[gi].common[k] = optim__common_get(g, k);
     uint32_t nhp = get_u32(&r);
-    if (!r.bad && nhp != (uint32_t)g->alg->nhp + 1) {
+    /* (files of 0.1.0 have one common option, nonfinite; a missing one
+     * keeps its current value) */
+    if (!r.bad && (nhp <= (uint32_t)g->alg->nhp || nhp > (uint32_t)(g->alg->nhp + OPTIM_NCOMMON))) {
       st = optim__fail(opt, OPTIM_EMISMATCH, "%s: group %u has %u hyperparameters, %s has %d",
-                       path, gi, nhp, g->alg->name, g->alg->nhp + 1);
+                       path, gi, nhp, g->alg->name, g->alg->nhp + OPTIM_NCOMMON);
       goto out;
     }
     for (uint32_t h = 0; h < nhp && !r.bad; h++) {
@@ -415,11 +429,11 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
       if (r.bad) break;
       char nm[64];
       snprintf(nm, sizeof nm, "%.*s", (int)(len < 63 ? len : 63), name);
-      int idx = len < 63 ? optim__hp_index(g->alg, nm) : -2;
-      const hp_desc *d = idx >= 0 ? &g->alg->hp[idx] : &optim__hp_nonfinite;
-      if (idx == -2 || (uint32_t)d->type != type) {
+      int idx = len < 63 ? optim__hp_index(g->alg, nm) : HP_NONE;
+      const hp_desc *d = idx == HP_NONE ? NULL : optim__hp_desc(g->alg, idx);
+      if (idx == HP_NONE || (uint32_t)d->type != type) {
         st = optim__fail(opt, OPTIM_EMISMATCH, "%s: %s has no %s hyperparameter '%s'", path,
-                         g->alg->name, idx == -2 ? "such" : "matching", nm);
+                         g->alg->name, idx == HP_NONE ? "such" : "matching", nm);
         goto out;
       }
       if (d->type == OPTIM_TYPE_STRING) {
@@ -444,7 +458,7 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
         lg[gi].hp[idx] = v;
         lg[gi].hp_set[idx] = set != 0;
       } else {
-        lg[gi].nonfinite = (int)v.i;
+        lg[gi].common[-1 - idx] = v;
       }
     }
   }
@@ -491,7 +505,14 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
       break;
     }
     uint64_t foff = get_u64(&r), flen = get_u64(&r);
+    double wds = 1;
+    if (version >= 2) get(&r, &wds, sizeof wds);
     if (r.bad) break;
+    if (!(wds >= 0) || !isfinite(wds)) {
+      st = optim__fail(opt, OPTIM_ECORRUPT, "%s: bad decay scale for '%s'", path, p->name);
+      break;
+    }
+    lp[np_loaded - 1].wd_scale = wds;
     if (foff > p->numel || flen > p->numel - foff) {
       st = optim__fail(opt, OPTIM_ECORRUPT, "%s: bad range for '%s'", path, p->name);
       break;
@@ -611,11 +632,12 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
   if (st != OPTIM_OK) goto out;
 
   /* Commit: nothing below can fail. */
+  if (!select) opt->clip_norm = clip;
   for (uint32_t gi = 0; !select && gi < ng; gi++) {
     optim_group *g = &opt->groups[gi];
     memcpy(g->hp, lg[gi].hp, sizeof *g->hp * (size_t)g->alg->nhp);
     memcpy(g->hp_set, lg[gi].hp_set, (size_t)g->alg->nhp);
-    g->nonfinite = lg[gi].nonfinite;
+    for (int k = 0; k < OPTIM_NCOMMON; k++) optim__common_set(g, k, lg[gi].common[k]);
     g->steps = lg[gi].steps;
     g->skipped = lg[gi].skipped;
     g->failed = lg[gi].failed;
@@ -623,6 +645,7 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
   for (int i = 0; i < np_loaded; i++) {
     optim_param *p = &opt->params[lp[i].index];
     if (select && !select[lp[i].index]) continue;
+    if (!select) p->wd_scale = lp[i].wd_scale;
     for (int k = 0; k < p->nstate; k++) optim__buf_free(p->state[k].buf);
     memcpy(p->state, lp[i].state, sizeof p->state[0] * (size_t)lp[i].nstate);
     p->nstate = lp[i].nstate;

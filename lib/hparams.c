@@ -62,7 +62,9 @@ int optim__group_init(optim_group *g, const optim_alg *alg)
     return OPTIM_ENOMEM;
   }
   for (int i = 0; i < alg->nhp; i++) g->hp[i] = default_value(&alg->hp[i]);
-  g->nonfinite = (int)default_value(&optim__hp_nonfinite).i;
+  for (int k = 0; k < OPTIM_NCOMMON; k++)
+    optim__common_set(g, k, default_value(&optim__hp_common[k]));
+  g->gnorm_pre = -1;
   return OPTIM_OK;
 }
 
@@ -176,20 +178,18 @@ static int lookup(optim_optimizer *opt, int group, const char *name,
                        group, opt->ngroups);
   const optim_alg *alg = opt->groups[group].alg;
   int i = optim__hp_index(alg, name);
-  if (i == -2)
+  if (i == HP_NONE)
     return optim__fail(opt, OPTIM_EUNKNOWN, "%s has no hyperparameter '%s'",
                        alg->name, name);
   *idx = i;
-  *d = i >= 0 ? &alg->hp[i] : &optim__hp_nonfinite;
+  *d = optim__hp_desc(alg, i);
   return OPTIM_OK;
 }
 
 static hp_value current(const optim_group *g, int idx)
 {
-  hp_value v = {0};
   if (idx >= 0) return g->hp[idx];
-  v.i = g->nonfinite;
-  return v;
+  return optim__common_get(g, -1 - idx);
 }
 
 /* Store a validated value, then bring the group's state in line with it.
@@ -199,7 +199,7 @@ static int store(optim_optimizer *opt, int group, int idx, hp_value v)
   optim__step_cancel(opt); /* a prepared step was checked under the old settings */
   optim_group *g = &opt->groups[group];
   if (idx < 0) {
-    g->nonfinite = (int)v.i;
+    optim__common_set(g, -1 - idx, v);
     return OPTIM_OK;
   }
   hp_value old = g->hp[idx];
@@ -315,7 +315,7 @@ int optim_get_string(optim_optimizer *opt, int group, const char *name, char *bu
   int st = get_typed(opt, group, name, OPTIM_TYPE_STRING, &v);
   if (st) return st;
   int idx = optim__hp_index(opt->groups[group].alg, name);
-  const hp_desc *d = idx >= 0 ? &opt->groups[group].alg->hp[idx] : &optim__hp_nonfinite;
+  const hp_desc *d = optim__hp_desc(opt->groups[group].alg, idx);
   st = choice_word(d->choices, v.i, buf, size);
   if (st) return optim__fail(opt, st, "buffer of %zu bytes is too small for %s", size, name);
   return OPTIM_OK;
@@ -375,7 +375,7 @@ int optim_configure(optim_optimizer *opt, int group, const char *spec)
     item = trim(item);
     char *value = trim(eq + 1);
     int i = optim__hp_index(g->alg, item);
-    if (i == -2) {
+    if (i == HP_NONE) {
       st = optim__fail(opt, OPTIM_EUNKNOWN, "%s has no hyperparameter '%s'", g->alg->name, item);
       break;
     }
@@ -383,7 +383,7 @@ int optim_configure(optim_optimizer *opt, int group, const char *spec)
       st = optim__fail(opt, OPTIM_ERANGE, "more than %d settings", MAX_SPEC_ITEMS);
       break;
     }
-    const hp_desc *d = i >= 0 ? &g->alg->hp[i] : &optim__hp_nonfinite;
+    const hp_desc *d = optim__hp_desc(g->alg, i);
     st = optim__hp_parse(d, value, &val[n], opt->errmsg, sizeof opt->errmsg);
     if (st) break;
     idx[n++] = i;
@@ -403,10 +403,12 @@ int optim_configure(optim_optimizer *opt, int group, const char *spec)
   }
   memcpy(old, g->hp, sizeof *old * (size_t)nhp);
   memcpy(old_set, g->hp_set, (size_t)nhp);
-  int old_nonfinite = g->nonfinite, relayout = 0, reinit = 0;
+  hp_value old_common[OPTIM_NCOMMON];
+  for (int k = 0; k < OPTIM_NCOMMON; k++) old_common[k] = optim__common_get(g, k);
+  int relayout = 0, reinit = 0;
   for (int k = 0; k < n; k++) {
     if (idx[k] < 0) {
-      g->nonfinite = (int)val[k].i;
+      optim__common_set(g, -1 - idx[k], val[k]);
       continue;
     }
     g->hp[idx[k]] = val[k];
@@ -419,7 +421,7 @@ int optim_configure(optim_optimizer *opt, int group, const char *spec)
   if (st) {
     memcpy(g->hp, old, sizeof *old * (size_t)nhp);
     memcpy(g->hp_set, old_set, (size_t)nhp);
-    g->nonfinite = old_nonfinite;
+    for (int k = 0; k < OPTIM_NCOMMON; k++) optim__common_set(g, k, old_common[k]);
   }
   free(old);
   free(old_set);

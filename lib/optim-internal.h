@@ -143,6 +143,10 @@ typedef struct optim_alg {
    * copies, so that a failure fails the step (OPTIM_ENUMERIC) before
    * anything changes. */
   int (*fallible)(const struct optim_group *g, const struct optim_param *p);
+  /* Non-zero: prepare() reads gradient norms (p->gnorm2, g->gnorm2_sum,
+   * g->gnorm_sum), which the core then computes before it (adagrad_norm,
+   * adam_cm). */
+  int needs_norms;
 } optim_alg;
 
 /* ---- objects ------------------------------------------------------------------------ */
@@ -152,9 +156,13 @@ typedef struct optim_group {
   hp_value *hp;          /* alg->nhp values */
   unsigned char *hp_set; /* whether the caller set each value */
   int nonfinite;         /* NONFINITE_* */
+  double clip_norm;      /* common option: clip the group's gradient norm (0: off) */
   int64_t steps, skipped, failed;
   /* per-step, written by optim_step */
   int skip_now;
+  double gnorm_pre;      /* L2 norm of the group's gradients before clipping (-1: not computed) */
+  double gnorm2_sum;     /* sum of p->gnorm2 over the parameters that step */
+  double gnorm_sum;      /* sum of sqrt(p->gnorm2) over them */
 } optim_group;
 
 /* A whole-tensor step computed ahead on copies (optim_step_prepare). */
@@ -180,7 +188,11 @@ typedef struct optim_param {
   optim_row_reduce_fn row_reduce; /* per-step: the optimizer's, for ranged matrices */
   void *row_reduce_ud;
   double gscale;                 /* per-step: gradients are multiplied by this
-                                  * (optim_step_scaled; 1 for optim_step) */
+                                  * (optim_step_scaled; 1 for optim_step; and
+                                  * the clipping factor) */
+  double gnorm2;                 /* per-step, when computed: sum of (gscale * g)^2
+                                  * over the stepped range, after clipping */
+  double wd_scale;               /* optim_param_set_decay_scale (default 1) */
   int frozen;                    /* optim_param_set_frozen */
   int group_ordinal;             /* parameters of the group registered before it */
   const void *hvp_in;            /* optim_param_bind_hvp */
@@ -214,6 +226,10 @@ struct optim_optimizer {
   void *hvp_ud;
   uint64_t hvp_seed;
   int prepared;                  /* optim_step_prepare succeeded, commit pending */
+  double clip_norm;              /* optim_set_clip_norm (0: off) */
+  double gnorm_pre;              /* last step's global gradient norm (-1: not computed) */
+  double *norm_part;             /* scratch: per-thread, per-parameter partial sums */
+  size_t norm_part_cap;
   char errmsg[OPTIM_ERRMSG_SIZE];
 };
 
@@ -233,10 +249,20 @@ void optim__step_cancel(optim_optimizer *opt);
 
 /* registry.c */
 const optim_alg *optim__alg_find(const char *name);
-/* Index of hp in alg's table, -1 for the common "nonfinite" option, or -2
- * when unknown. */
+/* Options every group has, whatever its algorithm: index -1 - k for
+ * optim__hp_common[k]; HP_NONE when the name is unknown. */
+#define OPTIM_NCOMMON 2
+#define HP_COMMON_NONFINITE 0
+#define HP_COMMON_CLIP_NORM 1
+#define HP_NONE (-100)
 int optim__hp_index(const optim_alg *alg, const char *name);
-extern const hp_desc optim__hp_nonfinite;
+extern const hp_desc optim__hp_common[OPTIM_NCOMMON];
+#define optim__hp_nonfinite (optim__hp_common[HP_COMMON_NONFINITE])
+/* The descriptor of index idx (>= 0: the algorithm's, < 0: common). */
+const hp_desc *optim__hp_desc(const optim_alg *alg, int idx);
+/* Value of common option k of a group, and setting it (validated). */
+hp_value optim__common_get(const optim_group *g, int k);
+void optim__common_set(optim_group *g, int k, hp_value v);
 
 /* hparams.c */
 int optim__group_init(optim_group *g, const optim_alg *alg);
@@ -274,9 +300,19 @@ void optim__buf_free(void *buf);
  * Scans from the end towards begin. */
 int optim__nonfinite(int dtype, const void *x, size_t begin, size_t end);
 
+/* kernels/sumsq.c: sum of squares of x[begin, end) in double (non-finite
+ * entries counted as 0 when zero != 0). */
+double optim__sumsq(int dtype, const void *x, size_t begin, size_t end, int zero);
+
 /* Accessors used by algorithms. */
 static inline double hp_d(const optim_group *g, int i) { return g->hp[i].d; }
 static inline int64_t hp_i(const optim_group *g, int i) { return g->hp[i].i; }
+/* A weight-decay hyperparameter as it applies to p: scaled by the
+ * parameter's decay scale (optim_param_set_decay_scale, masks). */
+static inline double optim__wd(const optim_group *g, const optim_param *p, int i)
+{
+  return g->hp[i].d * p->wd_scale;
+}
 
 /* Per-element gradient read honoring nonfinite=zero: v - v is 0 only for
  * finite v, so the select is branch-free and vectorizes. */

@@ -21,6 +21,7 @@ int optim_create(optim_optimizer **out)
   optim_optimizer *opt = calloc(1, sizeof *opt);
   if (opt == NULL) return OPTIM_ENOMEM;
   opt->magic = OPTIM_MAGIC;
+  opt->gnorm_pre = -1;
   *out = opt;
   return OPTIM_OK;
 }
@@ -104,6 +105,7 @@ void optim_destroy(optim_optimizer *opt)
   free(opt->active);
   free(opt->hvp_ptrs);
   free(opt->bad);
+  free(opt->norm_part);
   optim__buf_free(opt->work);
   free(opt->groups);
   opt->magic = 0;
@@ -327,6 +329,7 @@ int optim_add_param(optim_optimizer *opt, int group, const char *name, int dtype
   for (int d = 0; d < ndim; d++) p.shape[d] = shape[d];
   p.numel = numel;
   p.len = numel;
+  p.wd_scale = 1;
   p.data = param;
   p.grad = grad;
   const optim_group *g = &opt->groups[group];
@@ -604,6 +607,27 @@ int optim_state_buffer(optim_optimizer *opt, int index, const char *name, const 
   if (st) return st;
   *data = e->buf;
   if (numel) *numel = (int64_t)e->count;
+  return OPTIM_OK;
+}
+
+int optim_state_set_buffer(optim_optimizer *opt, int index, const char *name, const void *data,
+                           int64_t numel)
+{
+  state_entry *e;
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  if (data == NULL) return optim__fail(opt, OPTIM_EINVAL, "data pointer is NULL");
+  int st = state_named(opt, index, name, OPTIM_STATE_BUFFER, &e);
+  if (st) return st;
+  if (numel != (int64_t)e->count)
+    return optim__fail(opt, OPTIM_ESHAPE, "state '%s' of '%s' has %zu elements, not %lld", name,
+                       opt->params[index].name, e->count, (long long)numel);
+  size_t es = optim__dtype_size(opt->params[index].dtype);
+  if (optim__nonfinite(opt->params[index].dtype, data, 0, e->count))
+    return optim__fail(opt, OPTIM_ENONFINITE, "the values for state '%s' hold NaN or infinity",
+                       name);
+  optim__step_cancel(opt); /* a prepared step read the old values */
+  memcpy(e->buf, data, e->count * es);
   return OPTIM_OK;
 }
 

@@ -1,4 +1,5 @@
 /* registry.c - the table of algorithms and the introspection API. */
+#include <math.h>
 #include <string.h>
 
 #include "optim-internal.h"
@@ -31,11 +32,33 @@ static const optim_alg *const algs[] = {
 };
 #define NALGS ((int)(sizeof algs / sizeof algs[0]))
 
-const hp_desc optim__hp_nonfinite = {
-  "nonfinite", OPTIM_TYPE_STRING, 0, "error", 0, 0, 0, "error|skip|zero",
-  "policy for NaN/Inf gradients: error (step fails, nothing changes), "
-  "skip (the group skips this step), zero (non-finite entries count as 0)"
+const hp_desc optim__hp_common[OPTIM_NCOMMON] = {
+  {"nonfinite", OPTIM_TYPE_STRING, 0, "error", 0, 0, 0, "error|skip|zero",
+   "policy for NaN/Inf gradients: error (step fails, nothing changes), "
+   "skip (the group skips this step), zero (non-finite entries count as 0)"},
+  {"clip_norm", OPTIM_TYPE_DOUBLE, 0, "0", 0, INFINITY, 0, 0,
+   "clip the group's gradients to this L2 norm (over all its parameters), as "
+   "torch.nn.utils.clip_grad_norm_; 0: off"},
 };
+
+const hp_desc *optim__hp_desc(const optim_alg *alg, int idx)
+{
+  return idx >= 0 ? &alg->hp[idx] : &optim__hp_common[-1 - idx];
+}
+
+hp_value optim__common_get(const optim_group *g, int k)
+{
+  hp_value v = {0};
+  if (k == HP_COMMON_NONFINITE) v.i = g->nonfinite;
+  else v.d = g->clip_norm;
+  return v;
+}
+
+void optim__common_set(optim_group *g, int k, hp_value v)
+{
+  if (k == HP_COMMON_NONFINITE) g->nonfinite = (int)v.i;
+  else g->clip_norm = v.d;
+}
 
 const optim_alg *optim__alg_find(const char *name)
 {
@@ -49,8 +72,9 @@ int optim__hp_index(const optim_alg *alg, const char *name)
 {
   for (int i = 0; i < alg->nhp; i++)
     if (strcmp(alg->hp[i].name, name) == 0) return i;
-  if (strcmp(name, optim__hp_nonfinite.name) == 0) return -1;
-  return -2;
+  for (int k = 0; k < OPTIM_NCOMMON; k++)
+    if (strcmp(name, optim__hp_common[k].name) == 0) return -1 - k;
+  return HP_NONE;
 }
 
 int optim_algorithm_count(void) { return NALGS; }
@@ -70,7 +94,7 @@ int optim_hparam_count(const char *algorithm)
 {
   if (algorithm == NULL) return OPTIM_EINVAL;
   const optim_alg *a = optim__alg_find(algorithm);
-  return a ? a->nhp + 1 : OPTIM_EUNKNOWN;
+  return a ? a->nhp + OPTIM_NCOMMON : OPTIM_EUNKNOWN;
 }
 
 int optim_hparam_info(const char *algorithm, int index, const char **name,
@@ -79,8 +103,8 @@ int optim_hparam_info(const char *algorithm, int index, const char **name,
   if (algorithm == NULL) return OPTIM_EINVAL;
   const optim_alg *a = optim__alg_find(algorithm);
   if (a == NULL) return OPTIM_EUNKNOWN;
-  if (index < 0 || index > a->nhp) return OPTIM_ERANGE;
-  const hp_desc *d = index < a->nhp ? &a->hp[index] : &optim__hp_nonfinite;
+  if (index < 0 || index >= a->nhp + OPTIM_NCOMMON) return OPTIM_ERANGE;
+  const hp_desc *d = index < a->nhp ? &a->hp[index] : &optim__hp_common[index - a->nhp];
   if (name) *name = d->name;
   if (type) *type = d->type;
   if (default_value) *default_value = d->def_str;

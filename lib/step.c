@@ -237,6 +237,111 @@ static int run_hvp(optim_optimizer *opt)
   return st;
 }
 
+static int steps_now(const optim_optimizer *opt, const optim_param *p);
+
+/* Gradient norms, for the groups that clip (clip_norm, optim_set_clip_norm)
+ * or whose algorithm reads norms: one threaded pass of sums of squares,
+ * partial sums added in thread order (so the result does not depend on
+ * scheduling), then the clipping factors folded into p->gscale.  Runs after
+ * the gradient scales are set and before anything reads them. */
+static int compute_norms(optim_optimizer *opt)
+{
+  const int global = opt->clip_norm > 0;
+  int *list = opt->active, n = 0;
+  size_t total = 0;
+  opt->gnorm_pre = -1;
+  for (int gi = 0; gi < opt->ngroups; gi++) {
+    optim_group *g = &opt->groups[gi];
+    g->gnorm_pre = -1;
+    g->gnorm2_sum = g->gnorm_sum = 0;
+  }
+  for (int i = 0; i < opt->nparams; i++) {
+    optim_param *p = &opt->params[i];
+    const optim_group *g = &opt->groups[p->group];
+    p->gnorm2 = 0;
+    if (!(global || g->clip_norm > 0 || g->alg->needs_norms)) continue;
+    if (!steps_now(opt, p) || !p->grad) continue;
+    if (p->len != p->numel)
+      return optim__fail(opt, OPTIM_ECONFIG,
+                         "%s: gradient norms (clip_norm, optim_set_clip_norm, %s) need whole "
+                         "parameters, and this one steps a range (optim_param_set_range)",
+                         p->name, g->alg->name);
+    list[n++] = i;
+    total += p->len;
+  }
+  if (n == 0 && !global) {
+    for (int gi = 0; gi < opt->ngroups; gi++) {
+      optim_group *g = &opt->groups[gi];
+      if (g->clip_norm > 0 || g->alg->needs_norms) g->gnorm_pre = 0;
+    }
+    return OPTIM_OK;
+  }
+  int nt = n ? thread_count(opt, total) : 1;
+  size_t need = (size_t)nt * (size_t)(n ? n : 1);
+  if (need > opt->norm_part_cap) {
+    double *q = realloc(opt->norm_part, need * sizeof *q);
+    if (!q) return optim__fail(opt, OPTIM_ENOMEM, "out of memory for gradient norms");
+    opt->norm_part = q;
+    opt->norm_part_cap = need;
+  }
+  double *part = opt->norm_part;
+  for (size_t k = 0; k < need; k++) part[k] = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    size_t lo, hi, off = 0;
+    int t = 0;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+#endif
+    thread_range(total, &lo, &hi);
+    for (int k = 0; k < n && off < hi; k++) {
+      const optim_param *p = &opt->params[list[k]];
+      size_t b = lo > off ? lo - off : 0;
+      size_t e = hi < off + p->len ? hi - off : p->len;
+      if (lo < off + p->len && b < e)
+        part[(size_t)t * (size_t)n + (size_t)k] =
+            optim__sumsq(p->dtype, p->kgrad, b, e, p->zero_nonfinite);
+      off += p->len;
+    }
+  }
+  double all = 0;
+  for (int k = 0; k < n; k++) {
+    optim_param *p = &opt->params[list[k]];
+    double s = 0;
+    for (int t = 0; t < nt; t++) s += part[(size_t)t * (size_t)n + (size_t)k];
+    p->gnorm2 = s * p->gscale * p->gscale;
+    opt->groups[p->group].gnorm2_sum += p->gnorm2;
+    all += p->gnorm2;
+  }
+  /* torch.nn.utils.clip_grad_norm_: factor min(1, max / (norm + 1e-6));
+   * the optimizer's limit first, then the group's on what remains */
+  double fglob = 1;
+  if (global) {
+    opt->gnorm_pre = sqrt(all);
+    double c = opt->clip_norm / (opt->gnorm_pre + 1e-6);
+    if (c < 1) fglob = c;
+  }
+  for (int gi = 0; gi < opt->ngroups; gi++) {
+    optim_group *g = &opt->groups[gi];
+    g->gnorm_pre = sqrt(g->gnorm2_sum);
+    double f = fglob;
+    if (g->clip_norm > 0) {
+      double c = g->clip_norm / (g->gnorm_pre * fglob + 1e-6);
+      if (c < 1) f *= c;
+    }
+    g->gnorm2_sum = 0;
+    for (int k = 0; k < n; k++) {
+      optim_param *p = &opt->params[list[k]];
+      if (p->group != gi) continue;
+      p->gscale *= f;
+      p->gnorm2 *= f * f;
+      g->gnorm2_sum += p->gnorm2;
+      g->gnorm_sum += sqrt(p->gnorm2);
+    }
+  }
+  return OPTIM_OK;
+}
+
 int optim_validate(optim_optimizer *opt)
 {
   if (!optim__valid(opt)) return OPTIM_EINVAL;
@@ -338,6 +443,8 @@ int optim_step_prepare(optim_optimizer *opt, double grad_scale)
     p->row_reduce = opt->row_reduce;
     p->row_reduce_ud = opt->row_reduce_ud;
   }
+  st = compute_norms(opt);
+  if (st) return st;
   /* Numerical methods that can fail run first, on copies: a failure
    * changes nothing. */
   for (int i = 0; i < opt->nparams; i++) {

@@ -52,8 +52,8 @@ static void prepare(const optim_group *g, optim_param *p)
   double *c = p->coef;
   c[C_CLR] = hp_d(g, LR) / (1 + (double)(step - 1) * hp_d(g, LR_DECAY));
   c[C_EPS] = hp_d(g, EPS);
-  c[C_WD] = hp_d(g, WEIGHT_DECAY);
-  c[C_HAS_WD] = hp_d(g, WEIGHT_DECAY) != 0;
+  c[C_WD] = optim__wd(g, p, WEIGHT_DECAY);
+  c[C_HAS_WD] = optim__wd(g, p, WEIGHT_DECAY) != 0;
   c[C_SIGN] = (hp_i(g, MAXIMIZE) ? -1 : 1) * p->gscale; /* optim_step_scaled */
 }
 

@@ -101,7 +101,7 @@ static size_t run_length(const optim_group *g, const optim_param *p)
     const double b1 = hp_d(g, BETA1), b2 = hp_d(g, BETA2), k = hp_d(g, POWER);              \
     const T tb1 = (T)b1, ta1 = (T)(1 - b1), tb2 = (T)b2, ta2 = (T)(1 - b2);                 \
     const T bc1 = (T)(1 - pow(b1, (double)t)), bc2k = (T)pow(sqrt(1 - pow(b2, (double)t)), k); \
-    const T eps = (T)hp_d(g, EPS), lr = (T)hp_d(g, LR), wd = (T)hp_d(g, WEIGHT_DECAY);      \
+    const T eps = (T)hp_d(g, EPS), lr = (T)hp_d(g, LR), wd = (T)optim__wd(g, p, WEIGHT_DECAY);      \
     /* k = 1 and 0.5 as torch computes them: sqrt, sqrt of sqrt */                        \
     const int root1 = k == 1, root2 = k == 0.5;                                             \
     for (size_t e = 0; e < n; e++) {                                                        \

@@ -47,7 +47,7 @@ static void prepare_common(const optim_group *g, optim_param *p, int decoupled)
 {
   int64_t step = ++optim__state_get(p, "step")->scalar;
   double lr = hp_d(g, LR), b1 = hp_d(g, BETA1), b2 = hp_d(g, BETA2);
-  double wd = hp_d(g, WEIGHT_DECAY);
+  double wd = optim__wd(g, p, WEIGHT_DECAY);
   double *c = p->coef;
   double bc1 = 1 - pow(b1, (double)step), bc2 = 1 - pow(b2, (double)step);
   c[C_STEP_SIZE] = lr / bc1;

@@ -220,7 +220,7 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
          T1, (int)n, 0, T2, (int)n);                                                     \
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)n, 1, T2, (int)n, \
          Qr, (int)n, 0, T1, (int)n);                                                     \
-    optim__apply_update(p->dtype, W, T1, m * n, lr, 1 - lr * hp_d(g, WEIGHT_DECAY),       \
+    optim__apply_update(p->dtype, W, T1, m * n, lr, 1 - lr * optim__wd(g, p, WEIGHT_DECAY),       \
                         optim__muon_scale(p));                                           \
     return 0;                                                                            \
   }

@@ -116,7 +116,7 @@ void optim__aux_prepare(const optim_group *g, optim_param *p, int first_hp, int6
   c[0] = 1 - pow(b1, (double)step);
   c[1] = 1 - pow(b2, (double)step);
   c[2] = lr;
-  c[3] = (decay_needs_grad && !p->grad) ? 1 : 1 - lr * hp_d(g, first_hp + 4);
+  c[3] = (decay_needs_grad && !p->grad) ? 1 : 1 - lr * optim__wd(g, p, first_hp + 4);
   c[4] = 1 - b1;
   c[5] = 1 - b2;
   c[6] = hp_d(g, first_hp + 3);

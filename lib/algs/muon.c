@@ -127,7 +127,7 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   if (hp_i(g, LR_ADJUST) != ADJ_REFERENCE) scale = 0.2 * sqrt((double)(rows > cols ? rows : cols));
   else if (block) scale = sqrt(rows > cols ? (double)rows / (double)cols : 1.0);
   else scale = optim__muon_scale(p);
-  double decay = 1 - lr * hp_d(g, WEIGHT_DECAY);
+  double decay = 1 - lr * optim__wd(g, p, WEIGHT_DECAY);
   if (failed) return -1; /* a reduction failed: no update (counted as failed) */
   optim__apply_update(p->dtype, p->kdata, u, p->len, lr, decay, scale);
   return 0;

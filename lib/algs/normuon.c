@@ -170,7 +170,7 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   void *u = work;
   void *nswork = (char *)work + ((ubytes + 63) & ~(size_t)63);
   int paper = hp_i(g, VARIANT) == VARIANT_PAPER;
-  double beta = hp_d(g, MOMENTUM), lr = hp_d(g, LR), wd = hp_d(g, WEIGHT_DECAY);
+  double beta = hp_d(g, MOMENTUM), lr = hp_d(g, LR), wd = optim__wd(g, p, WEIGHT_DECAY);
   if (!paper)
     optim__momentum_lerp(p->dtype, p->state[1].buf, p->grad, u, p->numel, beta,
                          (int)hp_i(g, NESTEROV), p->zero_nonfinite, p->gscale);

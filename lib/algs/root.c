@@ -76,7 +76,7 @@ static void prepare(const optim_group *g, optim_param *p)
   double *c = p->coef;
   /* the reference: alpha = -lr / scale with scale = bc1 / bc2**0.5 */
   c[C_STEP_SIZE] = lr / ((1 - pow(b1, (double)t)) / sqrt(1 - pow(b2, (double)t)));
-  c[C_DECAY] = 1 - lr * hp_d(g, WEIGHT_DECAY);
+  c[C_DECAY] = 1 - lr * optim__wd(g, p, WEIGHT_DECAY);
   c[C_W1] = 1 - b1;
   c[C_W2] = 1 - b2;
   c[C_EPS] = hp_d(g, A_EPS);
@@ -165,7 +165,7 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   optim__ns(p->dtype, optim__ns_prec(hp_i(g, NS_PRECISION), p->dtype), u, u, 1, m, n,
             (int)hp_i(g, NS_STEPS), (int)hp_i(g, NS_COEFFICIENTS), nswork);
   double step = lr * 0.2 * sqrt((double)(m > n ? m : n));
-  optim__apply_update(p->dtype, p->data, u, p->numel, step, 1 - lr * hp_d(g, WEIGHT_DECAY), 1);
+  optim__apply_update(p->dtype, p->data, u, p->numel, step, 1 - lr * optim__wd(g, p, WEIGHT_DECAY), 1);
   return 0;
 }
 

@@ -54,8 +54,8 @@ static void prepare(const optim_group *g, optim_param *p)
   c[C_LR] = hp_d(g, LR);
   c[C_MOM] = hp_d(g, MOMENTUM);
   c[C_DAMP1] = 1 - hp_d(g, DAMPENING);
-  c[C_WD] = hp_d(g, WEIGHT_DECAY);
-  c[C_HAS_WD] = hp_d(g, WEIGHT_DECAY) != 0;
+  c[C_WD] = optim__wd(g, p, WEIGHT_DECAY);
+  c[C_HAS_WD] = optim__wd(g, p, WEIGHT_DECAY) != 0;
   c[C_SIGN] = (hp_i(g, MAXIMIZE) ? -1 : 1) * p->gscale; /* optim_step_scaled */
   c[C_NEST] = (double)hp_i(g, NESTEROV);
   c[C_FIRST] = 0;

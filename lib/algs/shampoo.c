@@ -280,8 +280,8 @@ BLOCK_COPY_IMPL(double, f64)
     memcpy(p->state[S_FACTORS].buf, Fn, b.factor * sizeof(T));                                \
     if (refresh) memcpy(p->state[S_ROOTS].buf, Hn, b.factor * sizeof(T));                     \
     const T b1 = (T)hp_d(g, BETA1), a1 = (T)(1 - hp_d(g, BETA1)), tlr = (T)lr;                \
-    const int nest = (int)hp_i(g, NESTEROV), has_wd = hp_d(g, WEIGHT_DECAY) > 0;              \
-    const T decay = (T)(1 - lr * hp_d(g, WEIGHT_DECAY));                                      \
+    const int nest = (int)hp_i(g, NESTEROV), has_wd = optim__wd(g, p, WEIGHT_DECAY) > 0;              \
+    const T decay = (T)(1 - lr * optim__wd(g, p, WEIGHT_DECAY));                                      \
     for (size_t e = 0; e < n; e++) {                                                          \
       if (v) {                                                                                \
         T gi = OPTIM_GRAD(T, gr, e, p->zero_nonfinite) * gs;                                  \

@@ -426,8 +426,8 @@ DECOMP_IMPL(double, f64)
       for (size_t e = 0; e < n; e++) ss += (double)N[e] * (double)N[e];                 \
       rms = (T)(1e-30 + sqrt(ss / (double)n));                                          \
     }                                                                                   \
-    const T a = (T)-step, wd = (T)(-lr * hp_d(g, WEIGHT_DECAY));                         \
-    const int has_wd = hp_d(g, WEIGHT_DECAY) > 0;                                       \
+    const T a = (T)-step, wd = (T)(-lr * optim__wd(g, p, WEIGHT_DECAY));                         \
+    const int has_wd = optim__wd(g, p, WEIGHT_DECAY) > 0;                                       \
     for (size_t e = 0; e < n; e++) {                                                    \
       T x = W[e] + a * (norm ? N[e] / rms : N[e]);                                      \
       W[e] = has_wd ? x + wd * x : x;                                                   \
