@@ -300,9 +300,11 @@ void optim__buf_free(void *buf);
  * Scans from the end towards begin. */
 int optim__nonfinite(int dtype, const void *x, size_t begin, size_t end);
 
-/* kernels/sumsq.c: sum of squares of x[begin, end) in double (non-finite
- * entries counted as 0 when zero != 0). */
-double optim__sumsq(int dtype, const void *x, size_t begin, size_t end, int zero);
+/* kernels/sumsq.c: sum of squares of x[begin, end) * scale (the product
+ * rounded to the dtype), accumulated in double (non-finite entries
+ * counted as 0 when zero != 0). */
+double optim__sumsq(int dtype, const void *x, size_t begin, size_t end, int zero,
+                    double scale);
 
 /* Accessors used by algorithms. */
 static inline double hp_d(const optim_group *g, int i) { return g->hp[i].d; }

@@ -300,7 +300,7 @@ static int compute_norms(optim_optimizer *opt)
       size_t e = hi < off + p->len ? hi - off : p->len;
       if (lo < off + p->len && b < e)
         part[(size_t)t * (size_t)n + (size_t)k] =
-            optim__sumsq(p->dtype, p->kgrad, b, e, p->zero_nonfinite);
+            optim__sumsq(p->dtype, p->kgrad, b, e, p->zero_nonfinite, p->gscale);
       off += p->len;
     }
   }
@@ -309,7 +309,7 @@ static int compute_norms(optim_optimizer *opt)
     optim_param *p = &opt->params[list[k]];
     double s = 0;
     for (int t = 0; t < nt; t++) s += part[(size_t)t * (size_t)n + (size_t)k];
-    p->gnorm2 = s * p->gscale * p->gscale;
+    p->gnorm2 = s;
     opt->groups[p->group].gnorm2_sum += p->gnorm2;
     all += p->gnorm2;
   }

@@ -19,6 +19,7 @@ dist_man_MANS = \
 	man/man3/optim_get_bool.3 \
 	man/man3/optim_get_counter.3 \
 	man/man3/optim_get_double.3 \
+	man/man3/optim_get_grad_norm.3 \
 	man/man3/optim_get_int.3 \
 	man/man3/optim_get_string.3 \
 	man/man3/optim_group_algorithm.3 \
@@ -43,30 +44,35 @@ dist_man_MANS = \
 	man/man3/optim_param_cost.3 \
 	man/man3/optim_param_count.3 \
 	man/man3/optim_param_find.3 \
+	man/man3/optim_param_get_decay_scale.3 \
 	man/man3/optim_param_get_frozen.3 \
 	man/man3/optim_param_get_range.3 \
 	man/man3/optim_param_info.3 \
+	man/man3/optim_param_set_decay_scale.3 \
 	man/man3/optim_param_set_frozen.3 \
 	man/man3/optim_param_set_range.3 \
 	man/man3/optim_save.3 \
 	man/man3/optim_set_bool.3 \
+	man/man3/optim_set_clip_norm.3 \
+	man/man3/optim_set_decay_mask.3 \
 	man/man3/optim_set_double.3 \
+	man/man3/optim_set_hvp_callback.3 \
 	man/man3/optim_set_int.3 \
 	man/man3/optim_set_option.3 \
-	man/man3/optim_set_string.3 \
-	man/man3/optim_set_hvp_callback.3 \
 	man/man3/optim_set_row_reduce.3 \
+	man/man3/optim_set_string.3 \
 	man/man3/optim_set_threads.3 \
 	man/man3/optim_state_buffer.3 \
 	man/man3/optim_state_count.3 \
 	man/man3/optim_state_info.3 \
 	man/man3/optim_state_scalar.3 \
+	man/man3/optim_state_set_buffer.3 \
 	man/man3/optim_step.3 \
+	man/man3/optim_step_cancel.3 \
+	man/man3/optim_step_commit.3 \
+	man/man3/optim_step_prepare.3 \
+	man/man3/optim_step_scaled.3 \
 	man/man3/optim_strerror.3 \
 	man/man3/optim_validate.3 \
-	man/man3/optim_step_scaled.3 \
-	man/man3/optim_step_prepare.3 \
-	man/man3/optim_step_commit.3 \
-	man/man3/optim_step_cancel.3 \
 	man/man3/optim_version.3 \
 	man/man7/liboptim-mpi.7
