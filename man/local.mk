@@ -49,6 +49,8 @@ dist_man_MANS = \
 	man/man3/optim_param_set_frozen.3 \
 	man/man3/optim_param_set_range.3 \
 	man/man3/optim_save.3 \
+	man/man3/optim_schedule_eval.3 \
+	man/man3/optim_schedule_refined.3 \
 	man/man3/optim_set_bool.3 \
 	man/man3/optim_set_double.3 \
 	man/man3/optim_set_int.3 \
@@ -68,5 +70,6 @@ dist_man_MANS = \
 	man/man3/optim_step_prepare.3 \
 	man/man3/optim_step_commit.3 \
 	man/man3/optim_step_cancel.3 \
+	man/man3/optim_step_law.3 \
 	man/man3/optim_version.3 \
 	man/man7/liboptim-mpi.7
