@@ -5,6 +5,7 @@ dist_man_MANS = \
 	man/man1/optim-info.1 \
 	man/man1/optim-mpi-bench.1 \
 	man/man1/optim-plan.1 \
+	man/man1/optim-schedule.1 \
 	man/man1/optim-train.1 \
 	man/man3/liboptim.3 \
 	man/man3/optim_add_group.3 \
