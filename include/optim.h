@@ -12,7 +12,8 @@
  * Thread safety: every function that takes an optim_optimizer * may be called
  * concurrently with calls on *other* handles; calls on one handle must be
  * serialized by the caller.  Functions without a handle (version, strerror,
- * registry and introspection) are safe to call from any thread at any time.
+ * registry and introspection, schedules) are safe to call from any thread at
+ * any time.
  *
  * ABI rules: enumerators have explicit values and are only ever appended;
  * no structure is part of the ABI.
@@ -338,6 +339,32 @@ OPTIM_API int optim_load(optim_optimizer *opt, const char *path);
  * nothing changes.  Used to reassemble sharded checkpoints. */
 OPTIM_API int optim_load_params(optim_optimizer *opt, const char *path, const int *indices,
                                 int count);
+
+/* ---- Schedules (no handle needed) ----------------------------------------------------- */
+
+/* Factor of the base learning rate at step `step` (0-based: the number of
+ * steps applied before) of the schedule described by spec: "kind" or
+ * "kind:key=value,...", kinds constant, step, exponential, linear, cosine,
+ * warmup_cosine, warmup_linear and wsd (formulas and keys in
+ * optim_schedule_eval(3)).  OPTIM_EINVAL for NULL pointers, malformed
+ * text, a missing key or keys that do not go together, OPTIM_ERANGE for a
+ * value out of range or step < 0, OPTIM_EUNKNOWN for an unknown kind or
+ * key; *factor is written only on success.  Safe from any thread. */
+OPTIM_API int optim_schedule_eval(const char *spec, int64_t step, double *factor);
+/* Refined schedule (Defazio, Cutkosky, Mehta, Mishchenko) from a logged
+ * series of count >= 1 gradient norms (finite, > 0): factors[0..steps),
+ * steps >= 2, with maximum 1 and last value 0.  norm is 1 or 2, the norm the
+ * series holds (weights G^-1 or G^-2).  Constant norms give the linear decay
+ * 1 - t/(steps-1).  OPTIM_EINVAL (NULL), OPTIM_ERANGE (count, steps, norm,
+ * a norm <= 0), OPTIM_ENONFINITE, OPTIM_ENOMEM.  Safe from any thread. */
+OPTIM_API int optim_schedule_refined(const double *gnorms, int64_t count, int norm,
+                                     int64_t steps, double *factors);
+/* Step Law (StepFun, arXiv 2503.04715): *lr = 1.79 N^-0.713 D^0.307 and
+ * *batch_tokens = 0.58 D^0.571, for N = params non-embedding parameters and
+ * D = tokens training tokens (both finite, > 0; OPTIM_ENONFINITE,
+ * OPTIM_ERANGE otherwise).  Either output may be NULL.  Safe from any
+ * thread. */
+OPTIM_API int optim_step_law(double params, double tokens, double *lr, double *batch_tokens);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@ dist_man_MANS = \
 	man/man1/optim-info.1 \
 	man/man1/optim-mpi-bench.1 \
 	man/man1/optim-plan.1 \
+	man/man1/optim-schedule.1 \
 	man/man1/optim-train.1 \
 	man/man3/liboptim.3 \
 	man/man3/optim_add_group.3 \
@@ -52,6 +53,8 @@ dist_man_MANS = \
 	man/man3/optim_param_set_frozen.3 \
 	man/man3/optim_param_set_range.3 \
 	man/man3/optim_save.3 \
+	man/man3/optim_schedule_eval.3 \
+	man/man3/optim_schedule_refined.3 \
 	man/man3/optim_set_bool.3 \
 	man/man3/optim_set_clip_norm.3 \
 	man/man3/optim_set_decay_mask.3 \
@@ -70,6 +73,7 @@ dist_man_MANS = \
 	man/man3/optim_step.3 \
 	man/man3/optim_step_cancel.3 \
 	man/man3/optim_step_commit.3 \
+	man/man3/optim_step_law.3 \
 	man/man3/optim_step_prepare.3 \
 	man/man3/optim_step_scaled.3 \
 	man/man3/optim_strerror.3 \

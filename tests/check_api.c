@@ -767,6 +767,22 @@ START_TEST(test_step_scaled)
 }
 END_TEST
 
+/* The schedule functions through the shared library (tests/check_schedule.c
+ * tests the module itself, compiled in). */
+START_TEST(test_schedules_exported)
+{
+  double f = 0, fs[5], lr = 0, b = 0;
+  ck_assert_int_eq(optim_schedule_eval("cosine:total=100", 50, &f), OPTIM_OK);
+  ck_assert_double_eq_tol(f, 0.5, 1e-15);
+  ck_assert_int_eq(optim_schedule_eval("nope", 0, &f), OPTIM_EUNKNOWN);
+  const double g[3] = {2, 2, 2};
+  ck_assert_int_eq(optim_schedule_refined(g, 3, 2, 5, fs), OPTIM_OK);
+  for (int i = 0; i < 5; i++) ck_assert_double_eq_tol(fs[i], 1 - i / 4.0, 1e-12);
+  ck_assert_int_eq(optim_step_law(1e8, 1e10, &lr, &b), OPTIM_OK);
+  ck_assert(lr > 0.004157 && lr < 0.004158 && b > 297459 && b < 297460);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("api");
@@ -790,6 +806,7 @@ int main(void)
   tcase_add_test(tc, test_frozen_validate_cost);
   tcase_add_test(tc, test_ranges);
   tcase_add_test(tc, test_step_scaled);
+  tcase_add_test(tc, test_schedules_exported);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

@@ -138,7 +138,7 @@ else
 fi
 
 # ---- (c) tool options -------------------------------------------------------------
-for tool in optim-info optim-bench optim-plan optim-mpi-bench optim-train; do
+for tool in optim-info optim-bench optim-plan optim-mpi-bench optim-train optim-schedule; do
   exe=$builddir/tools/$tool
   page=$mandir/man1/$tool.1
   # optim-mpi-bench exists only when the MPI layer was built

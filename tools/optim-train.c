@@ -19,6 +19,7 @@
 #ifdef OPTIM_TRAIN_MPI
 #include "optim_mpi.h"
 #endif
+#include "common.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/model.h"
@@ -116,16 +117,10 @@ static void usage(FILE *f)
 
 static int parse_int(const char *s, const char *what, int64_t lo, int64_t hi, int64_t *out)
 {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end != '\0' || v < lo || v > hi) {
-    complain("invalid %s '%s' (expected an integer in [%lld, %lld])", what, s, (long long)lo,
-             (long long)hi);
-    return -1;
-  }
-  *out = v;
-  return 0;
+  char msg[256];
+  if (tool_parse_int(s, what, lo, hi, out, msg, sizeof msg) == 0) return 0;
+  complain("%s", msg);
+  return -1;
 }
 
 /* ---- data ------------------------------------------------------------------------ */
@@ -528,22 +523,6 @@ static void progress(const run *r, int64_t epoch, int64_t s, int64_t per_epoch, 
   fflush(stderr);
 }
 
-static int find_gnuplot(void)
-{
-  const char *path = getenv("PATH");
-  if (!path) return 0;
-  char buf[4096];
-  for (const char *p = path; *p;) {
-    const char *c = strchr(p, ':');
-    size_t n = c ? (size_t)(c - p) : strlen(p);
-    snprintf(buf, sizeof buf, "%.*s/gnuplot", (int)n, p);
-    if (access(buf, X_OK) == 0) return 1;
-    if (!c) break;
-    p = c + 1;
-  }
-  return 0;
-}
-
 static int plot(const char *csv, const char *png)
 {
   FILE *g = popen("gnuplot", "w");
@@ -893,7 +872,7 @@ static int real_main(int argc, char **argv, run *r)
   int64_t widths[MODEL_MAX_LAYERS + 1];
   int nh;
   if (parse_hidden(o->hidden, widths + 1, &nh)) return EXIT_USAGE;
-  if (o->plot && !find_gnuplot()) {
+  if (o->plot && !gnuplot_available()) {
     complain("--plot needs gnuplot, which is not installed (apt-get install gnuplot-nox); "
              "training without the plot");
     o->plot = NULL;
