@@ -169,6 +169,32 @@ OPTIM_API int optim_set_option(optim_optimizer *opt, int group,
 OPTIM_API int optim_configure(optim_optimizer *opt, int group,
                               const char *spec);
 
+/* Attach a schedule to a real-valued hyperparameter of a group (the
+ * learning rate, or any other): each step then uses base * factor(t), base
+ * being the value set (now, or later with the setters, which set the base
+ * while a schedule is attached) and t the group's count of applied steps.
+ * spec is a schedule as optim_schedule_eval(3) describes it (e.g.
+ * "warmup_cosine:warmup=100,total=10000"); NULL removes the schedule and
+ * restores the base.  The getters return the value the next step uses.
+ * Schedules are saved in checkpoints, so a resumed run continues them. */
+OPTIM_API int optim_set_schedule(optim_optimizer *opt, int group, const char *hparam,
+                                 const char *spec);
+/* The same with a table: factor(t) = factors[t], factors[count - 1] after
+ * the end (e.g. a refined schedule from optim_schedule_refined(3)).  The
+ * factors are copied; each must be finite and >= 0. */
+OPTIM_API int optim_set_schedule_table(optim_optimizer *opt, int group, const char *hparam,
+                                       const double *factors, int64_t count);
+
+/* Rescale a group's hyperparameters for a batch kappa times larger (kappa
+ * < 1: smaller): rule "linear" multiplies lr by kappa (SGD; Goyal et al.),
+ * "sqrt" by sqrt(kappa) (Adam-type; Malladi et al.), "sqrt_sde" also maps
+ * 1 - beta1 and 1 - beta2 to kappa times themselves and eps to
+ * eps / sqrt(kappa) (the SDE scaling rule).  NULL: linear for sgd and igt,
+ * sqrt for the others.  Scheduled values scale their base.  All or
+ * nothing: OPTIM_ERANGE when a value would leave its range. */
+OPTIM_API int optim_scale_batch_size(optim_optimizer *opt, int group, double kappa,
+                                     const char *rule);
+
 /* ---- Parameters ---------------------------------------------------------------- */
 
 /* Register a caller-owned tensor in a group.  name must be unique in the
@@ -289,6 +315,27 @@ OPTIM_API int optim_step_scaled(optim_optimizer *opt, double grad_scale);
 OPTIM_API int optim_step_prepare(optim_optimizer *opt, double grad_scale);
 OPTIM_API int optim_step_commit(optim_optimizer *opt);
 OPTIM_API int optim_step_cancel(optim_optimizer *opt);
+/* ---- Finite sums (adasvrg) ------------------------------------------------------- */
+
+/* Full-gradient callback of optim_snapshot: for k < count, write into
+ * grads[k] the full gradient (over the whole finite sum) of parameter
+ * params[k] at the point points[k] (the parameter's type and size; the
+ * points of all parameters together form one point of the model).  Return
+ * 0, or non-zero on failure. */
+typedef int (*optim_grad_fn)(void *userdata, int count, const int *params,
+                             const void *const *points, void *const *grads);
+/* Start an outer loop of the finite-sum groups (adasvrg): the current
+ * values become the snapshot and full_grad (called once, or twice for the
+ * first snapshot with an adaptive step size, whose secant estimate also
+ * needs the gradient at a nearby probe point) gives the full gradient
+ * there.  Nothing changes on failure (OPTIM_ECALLBACK, OPTIM_ENONFINITE,
+ * OPTIM_ECONFIG when there is no such group, OPTIM_ENOMEM). */
+OPTIM_API int optim_snapshot(optim_optimizer *opt, optim_grad_fn full_grad, void *userdata);
+/* Bind the buffer the caller fills, before each step, with the gradient at
+ * the snapshot of the same minibatch as the parameter's gradient (the
+ * snapshot's values are the state buffer "snapshot").  NULL unbinds. */
+OPTIM_API int optim_param_bind_snapshot_grad(optim_optimizer *opt, int index, const void *grad);
+
 /* ---- Gradient clipping and weight-decay scales ---------------------------------- */
 
 /* Clip the gradients of all parameters that step to a global L2 norm of at

@@ -5,7 +5,8 @@
  *                      u64 meta length, u64 data length, u32 meta CRC-32,
  *                      u32 CRC-32 of the preceding 36 header bytes
  *   meta:  version 2: the optimizer's clip_norm (f64); then
- *          groups (algorithm, counters, every hyperparameter by name) and
+ *          groups (algorithm, counters, every hyperparameter by name,
+ *          version 2: its schedules as name, base and spec text or table) and
  *          parameters (name, group, dtype, shape, the stepped range
  *          (optim_param_set_range), version 2: the decay scale (f64),
  *          state entries; buffers
@@ -28,6 +29,7 @@
 #include <zlib.h>
 
 #include "optim-internal.h"
+#include "schedule.h"
 
 #define CKP_MAGIC "OPTIMCKP"
 #define CKP_VERSION 2u  /* 2 added clip_norm and decay scales; 1 is still read */
@@ -158,6 +160,25 @@ int optim_save(optim_optimizer *opt, const char *path)
     for (int i = 0; i < g->alg->nhp; i++) put_hp(&m, &g->alg->hp[i], g->hp[i], g->hp_set[i]);
     for (int k = 0; k < OPTIM_NCOMMON; k++)
       put_hp(&m, &optim__hp_common[k], optim__common_get(g, k), 1);
+    uint32_t nsched = 0;
+    for (int i = 0; g->sched && i < g->alg->nhp; i++) nsched += g->sched[i] != NULL;
+    put_u32(&m, nsched);
+    for (int i = 0; nsched && i < g->alg->nhp; i++) {
+      if (!g->sched[i]) continue;
+      put_str(&m, g->alg->hp[i].name);
+      put(&m, &g->sched_base[i], sizeof(double));
+      const char *spec = optim__sched_spec(g->sched[i]);
+      if (spec) {
+        put_u32(&m, 1);
+        put_str(&m, spec);
+      } else {
+        int64_t n = 0;
+        const double *v = optim__sched_values(g->sched[i], &n);
+        put_u32(&m, 2);
+        put_u64(&m, (uint64_t)n);
+        put(&m, v, (size_t)n * sizeof *v);
+      }
+    }
   }
   put_u32(&m, (uint32_t)opt->nparams);
   for (int pi = 0; pi < opt->nparams; pi++) {
@@ -275,6 +296,8 @@ typedef struct loaded_group {
   unsigned char *hp_set;
   hp_value common[OPTIM_NCOMMON];
   int64_t steps, skipped, failed;
+  struct optim_sched **sched;      /* version 2: nhp schedules, or NULL */
+  double *sched_base;
 } loaded_group;
 
 static int read_exact(FILE *f, void *out, size_t n)
@@ -287,6 +310,12 @@ static void free_loaded(loaded_group *lg, int ng, loaded_param *lp, int np)
   for (int i = 0; lg && i < ng; i++) {
     free(lg[i].hp);
     free(lg[i].hp_set);
+    if (lg[i].sched) {
+      /* (nhp is not known here: the array is NULL-terminated, one longer) */
+      for (int k = 0; lg[i].sched[k] != (optim_sched *)&lg[i]; k++) optim__sched_free(lg[i].sched[k]);
+      free(lg[i].sched);
+      free(lg[i].sched_base);
+    }
   }
   for (int i = 0; lp && i < np; i++)
     for (int k = 0; k < lp[i].nstate; k++) optim__buf_free(lp[i].state[k].buf);
@@ -459,6 +488,84 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
         lg[gi].hp_set[idx] = set != 0;
       } else {
         lg[gi].common[-1 - idx] = v;
+      }
+    }
+    if (version >= 2 && !r.bad) {
+      uint32_t nsched = get_u32(&r);
+      int nh = g->alg->nhp;
+      if (!r.bad && nsched > 0) {
+        /* one extra slot holds a sentinel for free_loaded */
+        lg[gi].sched = calloc((size_t)nh + 1, sizeof *lg[gi].sched);
+        lg[gi].sched_base = calloc((size_t)nh + 1, sizeof *lg[gi].sched_base);
+        if (!lg[gi].sched || !lg[gi].sched_base) {
+          free(lg[gi].sched);
+          free(lg[gi].sched_base);
+          lg[gi].sched = NULL;
+          st = optim__fail(opt, OPTIM_ENOMEM, "out of memory");
+          goto out;
+        }
+        lg[gi].sched[nh] = (optim_sched *)&lg[gi];
+      }
+      for (uint32_t k = 0; k < nsched && !r.bad; k++) {
+        const char *name = get_str(&r, &len);
+        double base = 0;
+        get(&r, &base, sizeof base);
+        uint32_t kind = get_u32(&r);
+        if (r.bad) break;
+        char nm[64];
+        snprintf(nm, sizeof nm, "%.*s", (int)(len < 63 ? len : 63), name);
+        int idx = len < 63 ? optim__hp_index(g->alg, nm) : HP_NONE;
+        if (idx < 0 || g->alg->hp[idx].type != OPTIM_TYPE_DOUBLE || lg[gi].sched[idx]) {
+          st = optim__fail(opt, OPTIM_EMISMATCH, "%s: %s has no schedulable '%s'", path,
+                           g->alg->name, nm);
+          goto out;
+        }
+        optim_sched *s = NULL;
+        if (kind == 1) {
+          const char *spec = get_str(&r, &len);
+          if (r.bad) break;
+          char *text = malloc((size_t)len + 1);
+          if (!text) {
+            st = optim__fail(opt, OPTIM_ENOMEM, "out of memory");
+            goto out;
+          }
+          memcpy(text, spec, len);
+          text[len] = '\0';
+          char msg[128];
+          int ps = optim__sched_parse(text, &s, msg, sizeof msg);
+          free(text);
+          if (ps == OPTIM_ENOMEM) {
+            st = optim__fail(opt, OPTIM_ENOMEM, "out of memory");
+            goto out;
+          }
+          if (ps) {
+            st = optim__fail(opt, OPTIM_ECORRUPT, "%s: schedule of %s: %s", path, nm, msg);
+            goto out;
+          }
+        } else if (kind == 2) {
+          uint64_t n = get_u64(&r);
+          if (r.bad || n == 0 || n > (r.n - r.off) / sizeof(double)) {
+            r.bad = 1;
+            break;
+          }
+          double *v = malloc((size_t)n * sizeof *v);
+          if (!v) {
+            st = optim__fail(opt, OPTIM_ENOMEM, "out of memory");
+            goto out;
+          }
+          get(&r, v, (size_t)n * sizeof *v);
+          s = optim__sched_table(v, (int64_t)n);
+          free(v);
+          if (!s) {
+            st = optim__fail(opt, OPTIM_ENOMEM, "out of memory");
+            goto out;
+          }
+        } else {
+          st = optim__fail(opt, OPTIM_ECORRUPT, "%s: unknown schedule kind %u", path, kind);
+          goto out;
+        }
+        lg[gi].sched[idx] = s;
+        lg[gi].sched_base[idx] = base;
       }
     }
   }
@@ -638,9 +745,18 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
     memcpy(g->hp, lg[gi].hp, sizeof *g->hp * (size_t)g->alg->nhp);
     memcpy(g->hp_set, lg[gi].hp_set, (size_t)g->alg->nhp);
     for (int k = 0; k < OPTIM_NCOMMON; k++) optim__common_set(g, k, lg[gi].common[k]);
+    optim__sched_free_all(g); /* the file's schedules replace the group's */
+    if (lg[gi].sched) {
+      lg[gi].sched[g->alg->nhp] = NULL;
+      g->sched = lg[gi].sched;
+      g->sched_base = lg[gi].sched_base;
+      lg[gi].sched = NULL;
+      lg[gi].sched_base = NULL;
+    }
     g->steps = lg[gi].steps;
     g->skipped = lg[gi].skipped;
     g->failed = lg[gi].failed;
+    optim__sched_apply(g);
   }
   for (int i = 0; i < np_loaded; i++) {
     optim_param *p = &opt->params[lp[i].index];

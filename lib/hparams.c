@@ -70,6 +70,7 @@ int optim__group_init(optim_group *g, const optim_alg *alg)
 
 void optim__group_free(optim_group *g)
 {
+  optim__sched_free_all(g);
   free(g->hp);
   free(g->hp_set);
   g->hp = NULL;
@@ -200,6 +201,12 @@ static int store(optim_optimizer *opt, int group, int idx, hp_value v)
   optim_group *g = &opt->groups[group];
   if (idx < 0) {
     optim__common_set(g, -1 - idx, v);
+    return OPTIM_OK;
+  }
+  if (g->sched && g->sched[idx]) { /* the value is the schedule's base */
+    g->sched_base[idx] = v.d;
+    g->hp_set[idx] = 1;
+    optim__sched_apply(g);
     return OPTIM_OK;
   }
   hp_value old = g->hp[idx];
@@ -396,19 +403,27 @@ int optim_configure(optim_optimizer *opt, int group, const char *spec)
   int nhp = g->alg->nhp;
   hp_value *old = malloc(sizeof *old * (size_t)(nhp + 1));
   unsigned char *old_set = malloc((size_t)nhp + 1);
-  if (!old || !old_set) {
+  double *old_base = malloc(sizeof *old_base * (size_t)(nhp + 1));
+  if (!old || !old_set || !old_base) {
     free(old);
     free(old_set);
+    free(old_base);
     return optim__fail(opt, OPTIM_ENOMEM, "out of memory");
   }
   memcpy(old, g->hp, sizeof *old * (size_t)nhp);
   memcpy(old_set, g->hp_set, (size_t)nhp);
+  if (g->sched_base) memcpy(old_base, g->sched_base, sizeof *old_base * (size_t)nhp);
   hp_value old_common[OPTIM_NCOMMON];
   for (int k = 0; k < OPTIM_NCOMMON; k++) old_common[k] = optim__common_get(g, k);
   int relayout = 0, reinit = 0;
   for (int k = 0; k < n; k++) {
     if (idx[k] < 0) {
       optim__common_set(g, -1 - idx[k], val[k]);
+      continue;
+    }
+    if (g->sched && g->sched[idx[k]]) { /* the value is the schedule's base */
+      g->sched_base[idx[k]] = val[k].d;
+      g->hp_set[idx[k]] = 1;
       continue;
     }
     g->hp[idx[k]] = val[k];
@@ -422,8 +437,11 @@ int optim_configure(optim_optimizer *opt, int group, const char *spec)
     memcpy(g->hp, old, sizeof *old * (size_t)nhp);
     memcpy(g->hp_set, old_set, (size_t)nhp);
     for (int k = 0; k < OPTIM_NCOMMON; k++) optim__common_set(g, k, old_common[k]);
+    if (g->sched_base) memcpy(g->sched_base, old_base, sizeof *old_base * (size_t)nhp);
   }
   free(old);
   free(old_set);
+  free(old_base);
+  optim__sched_apply(g);
   return st;
 }

@@ -147,6 +147,26 @@ typedef struct optim_alg {
    * g->gnorm_sum), which the core then computes before it (adagrad_norm,
    * adam_cm). */
   int needs_norms;
+  /* Optional: the squared norm of the vector the algorithm steps with, over
+   * elements [begin, end) of p (p->gnorm2 then holds it instead of the
+   * gradient's; adasvrg's variance-reduced gradient).  Such groups cannot
+   * clip. */
+  double (*sumsq)(const struct optim_group *g, const struct optim_param *p, size_t begin,
+                  size_t end);
+  /* Non-zero: a finite-sum method (adasvrg): each step also reads the
+   * gradient at the snapshot (p->aux_grad, optim_param_bind_snapshot_grad),
+   * and optim_snapshot calls snapshot() for the group. */
+  int finite_sum;
+  /* Optional (finite_sum): take a snapshot of the group's parameters
+   * idx[0..n): full[k] holds the full gradient at the current values, and,
+   * when probe[k] is not NULL, full gradient probe_grad[k] at the point
+   * probe[k] (the first snapshot's secant estimate).  Returns 0 or a
+   * status. */
+  int (*snapshot)(struct optim_optimizer *opt, struct optim_group *g, const int *idx, int n,
+                  void *const *full, void *const *probe, void *const *probe_grad);
+  /* Optional (finite_sum): whether the snapshot needs probe points, and
+   * fill them (x + noise). */
+  int (*snapshot_probe)(const struct optim_group *g, const struct optim_param *p, void *probe);
 } optim_alg;
 
 /* ---- objects ------------------------------------------------------------------------ */
@@ -163,6 +183,8 @@ typedef struct optim_group {
   double gnorm_pre;      /* L2 norm of the group's gradients before clipping (-1: not computed) */
   double gnorm2_sum;     /* sum of p->gnorm2 over the parameters that step */
   double gnorm_sum;      /* sum of sqrt(p->gnorm2) over them */
+  struct optim_sched **sched; /* NULL, or alg->nhp schedules (NULL: none) */
+  double *sched_base;    /* the values the scheduled factors multiply */
 } optim_group;
 
 /* A whole-tensor step computed ahead on copies (optim_step_prepare). */
@@ -198,6 +220,7 @@ typedef struct optim_param {
   const void *hvp_in;            /* optim_param_bind_hvp */
   void *hvp_z, *hvp_h;           /* the callback's z and H z (then z * H z), allocated on use */
   const void *hvp;               /* per-step: z * (H z), what the algorithm reads */
+  const void *aux_grad;          /* optim_param_bind_snapshot_grad */
   optim_shadow *shadow;          /* prepared step of a fallible whole-tensor step */
   size_t off, len;               /* optim_param_set_range: stepped elements */
   /* The range as element-wise kernels see it (set by optim_step):
@@ -263,6 +286,13 @@ const hp_desc *optim__hp_desc(const optim_alg *alg, int idx);
 /* Value of common option k of a group, and setting it (validated). */
 hp_value optim__common_get(const optim_group *g, int k);
 void optim__common_set(optim_group *g, int k, hp_value v);
+
+/* sched_attach.c: schedules of a group's hyperparameters */
+struct optim_sched;
+void optim__sched_apply(optim_group *g);        /* hp = base * factor(steps) */
+int optim__sched_check(const optim_group *g, int group, char *msg, size_t size);
+int optim__sched_set(optim_group *g, int idx, struct optim_sched *s); /* takes s; NULL removes */
+void optim__sched_free_all(optim_group *g);
 
 /* hparams.c */
 int optim__group_init(optim_group *g, const optim_alg *alg);

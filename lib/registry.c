@@ -16,6 +16,7 @@ extern const optim_alg optim__alg_soap;
 extern const optim_alg optim__alg_shampoo;
 extern const optim_alg optim__alg_adahessian;
 extern const optim_alg optim__alg_adagrad_norm;
+extern const optim_alg optim__alg_adasvrg;
 
 /* Order is the listing order of optim_algorithm_name(); append only. */
 static const optim_alg *const algs[] = {
@@ -31,6 +32,7 @@ static const optim_alg *const algs[] = {
   &optim__alg_shampoo,
   &optim__alg_adahessian,
   &optim__alg_adagrad_norm,
+  &optim__alg_adasvrg,
 };
 #define NALGS ((int)(sizeof algs / sizeof algs[0]))
 

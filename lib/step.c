@@ -96,6 +96,8 @@ static int check_step(optim_optimizer *opt)
   for (int g = 0; g < opt->ngroups; g++) {
     int st = optim__group_check(&opt->groups[g], opt->errmsg, sizeof opt->errmsg);
     if (st) return st;
+    st = optim__sched_check(&opt->groups[g], g, opt->errmsg, sizeof opt->errmsg);
+    if (st) return st;
     opt->groups[g].skip_now = 0;
   }
   /* Settings changed since registration may no longer admit a tensor. */
@@ -134,6 +136,31 @@ static int check_step(optim_optimizer *opt)
       if (g->nonfinite == NONFINITE_ERROR)
         return optim__fail(opt, OPTIM_ENONFINITE,
                            "gradient of '%s' holds NaN or infinity (group %d, "
+                           "nonfinite=error): nothing was changed",
+                           p->name, p->group);
+      g->skip_now = 1;
+    }
+  }
+
+  /* Finite-sum methods: a snapshot taken, and the snapshot's gradient bound
+   * (and finite). */
+  for (int i = 0; i < opt->nparams; i++) {
+    optim_param *p = &opt->params[i];
+    optim_group *g = &opt->groups[p->group];
+    if (!g->alg->finite_sum || !p->grad || p->frozen || g->skip_now) continue;
+    const state_entry *snaps = optim__state_get(p, "snapshots");
+    if (!snaps || snaps->scalar == 0)
+      return optim__fail(opt, OPTIM_ECONFIG,
+                         "%s: %s needs a snapshot first (optim_snapshot)", p->name, g->alg->name);
+    if (!p->aux_grad)
+      return optim__fail(opt, OPTIM_ECONFIG,
+                         "%s: %s needs the minibatch's gradient at the snapshot: bind it "
+                         "(optim_param_bind_snapshot_grad)",
+                         p->name, g->alg->name);
+    if (g->nonfinite != NONFINITE_ZERO && optim__nonfinite(p->dtype, p->aux_grad, 0, p->numel)) {
+      if (g->nonfinite == NONFINITE_ERROR)
+        return optim__fail(opt, OPTIM_ENONFINITE,
+                           "snapshot gradient of '%s' holds NaN or infinity (group %d, "
                            "nonfinite=error): nothing was changed",
                            p->name, p->group);
       g->skip_now = 1;
@@ -261,6 +288,11 @@ static int compute_norms(optim_optimizer *opt)
     p->gnorm2 = 0;
     if (!(global || g->clip_norm > 0 || g->alg->needs_norms)) continue;
     if (!steps_now(opt, p) || !p->grad) continue;
+    if (g->alg->sumsq && (global || g->clip_norm > 0))
+      return optim__fail(opt, OPTIM_ECONFIG,
+                         "%s: %s steps with its own variance-reduced gradient, which gradient "
+                         "clipping does not apply to: turn clipping off for its group",
+                         p->name, g->alg->name);
     if (p->len != p->numel)
       return optim__fail(opt, OPTIM_ECONFIG,
                          "%s: gradient norms (clip_norm, optim_set_clip_norm, %s) need whole "
@@ -298,9 +330,11 @@ static int compute_norms(optim_optimizer *opt)
       const optim_param *p = &opt->params[list[k]];
       size_t b = lo > off ? lo - off : 0;
       size_t e = hi < off + p->len ? hi - off : p->len;
+      const optim_alg *a = opt->groups[p->group].alg;
       if (lo < off + p->len && b < e)
         part[(size_t)t * (size_t)n + (size_t)k] =
-            optim__sumsq(p->dtype, p->kgrad, b, e, p->zero_nonfinite, p->gscale);
+            a->sumsq ? a->sumsq(&opt->groups[p->group], p, b, e)
+                     : optim__sumsq(p->dtype, p->kgrad, b, e, p->zero_nonfinite, p->gscale);
       off += p->len;
     }
   }
@@ -513,6 +547,7 @@ int optim_step_commit(optim_optimizer *opt)
   for (int g = 0; g < opt->ngroups; g++) {
     if (opt->groups[g].skip_now) opt->groups[g].skipped++;
     else opt->groups[g].steps++;
+    optim__sched_apply(&opt->groups[g]);
   }
   return OPTIM_OK;
 }

@@ -41,6 +41,7 @@ dist_man_MANS = \
 	man/man3/optim_mpi_step.3 \
 	man/man3/optim_param_bind.3 \
 	man/man3/optim_param_bind_hvp.3 \
+	man/man3/optim_param_bind_snapshot_grad.3 \
 	man/man3/optim_param_buffers.3 \
 	man/man3/optim_param_cost.3 \
 	man/man3/optim_param_count.3 \
@@ -53,6 +54,7 @@ dist_man_MANS = \
 	man/man3/optim_param_set_frozen.3 \
 	man/man3/optim_param_set_range.3 \
 	man/man3/optim_save.3 \
+	man/man3/optim_scale_batch_size.3 \
 	man/man3/optim_schedule_eval.3 \
 	man/man3/optim_schedule_refined.3 \
 	man/man3/optim_set_bool.3 \
@@ -63,8 +65,11 @@ dist_man_MANS = \
 	man/man3/optim_set_int.3 \
 	man/man3/optim_set_option.3 \
 	man/man3/optim_set_row_reduce.3 \
+	man/man3/optim_set_schedule.3 \
+	man/man3/optim_set_schedule_table.3 \
 	man/man3/optim_set_string.3 \
 	man/man3/optim_set_threads.3 \
+	man/man3/optim_snapshot.3 \
 	man/man3/optim_state_buffer.3 \
 	man/man3/optim_state_count.3 \
 	man/man3/optim_state_info.3 \

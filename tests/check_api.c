@@ -717,6 +717,16 @@ START_TEST(test_ranges)
 }
 END_TEST
 
+/* Full gradient 0 everywhere (adasvrg's snapshots in test_step_scaled). */
+static int zero_full_grad(void *ud, int count, const int *params, const void *const *points,
+                          void *const *grads)
+{
+  (void)points;
+  const int64_t *sizes = ud;
+  for (int k = 0; k < count; k++) memset(grads[k], 0, (size_t)sizes[params[k]] * sizeof(float));
+  return 0;
+}
+
 /* optim_step_scaled(s) with gradient g is bit-identical to optim_step with
  * gradient g*s (rounded to the parameter's type), for every algorithm;
  * a bad scale changes nothing. */
@@ -743,6 +753,14 @@ START_TEST(test_step_scaled)
       ck_assert_int_eq(optim_add_param(o[k], g, "b", OPTIM_FLOAT32, 1, &s1, w[k] + 48,
                                        gr[k] + 48, NULL),
                        OPTIM_OK);
+      if (strcmp(alg, "adasvrg") == 0) { /* snapshot gradients and full gradient 0 */
+        static const float zeros[54];
+        static const int64_t sizes[2] = {48, 6};
+        ck_assert_int_eq(optim_configure(o[k], g, "lr=0.1"), OPTIM_OK);
+        ck_assert_int_eq(optim_param_bind_snapshot_grad(o[k], 0, zeros), OPTIM_OK);
+        ck_assert_int_eq(optim_param_bind_snapshot_grad(o[k], 1, zeros + 48), OPTIM_OK);
+        ck_assert_int_eq(optim_snapshot(o[k], zero_full_grad, (void *)sizes), OPTIM_OK);
+      }
       if (strcmp(alg, "adahessian") == 0) { /* (grad_scale scales gradients only) */
         ck_assert_int_eq(optim_param_bind_hvp(o[k], 0, hv), OPTIM_OK);
         ck_assert_int_eq(optim_param_bind_hvp(o[k], 1, hv + 48), OPTIM_OK);

@@ -1,7 +1,8 @@
 /* check_contract.c - the step contract's extensions: global-norm clipping
  * fused into the step (optimizer-wide and per group), the norm reported,
  * per-parameter weight-decay scales and name masks, writable state, their
- * checkpoints, and adagrad_norm (which reads the core's norms). */
+ * checkpoints, adagrad_norm (which reads the core's norms), and schedules
+ * attached to hyperparameters, and the batch-size scaling rules. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
@@ -295,6 +296,160 @@ START_TEST(test_adagrad_norm)
 }
 END_TEST
 
+/* Schedules: the value a step uses is base * factor(steps); setters set
+ * the base; NULL restores it; an out-of-range scheduled value fails the
+ * step; a checkpoint resumes the schedule exactly. */
+START_TEST(test_schedules)
+{
+  optim_optimizer *o = make("sgd", "lr=0.1");
+  double x[1] = {0}, g[1] = {1}, lr;
+  add(o, 0, "x", x, g, 1);
+  ck_assert_int_eq(optim_set_schedule(o, 0, "lr", "linear:total=4"), OPTIM_OK);
+  double want = 0;
+  for (int t = 0; t < 6; t++) {
+    double f = t < 4 ? 1 - t / 4.0 : 0;
+    ck_assert_int_eq(optim_get_double(o, 0, "lr", &lr), OPTIM_OK);
+    ck_assert_double_eq_tol(lr, 0.1 * f, 1e-15);
+    ck_assert_int_eq(optim_step(o), OPTIM_OK);
+    want -= 0.1 * f;
+    ck_assert_double_eq_tol(x[0], want, 1e-15);
+  }
+  /* a setter sets the base */
+  ck_assert_int_eq(optim_set_schedule(o, 0, "lr", "constant"), OPTIM_OK);
+  ck_assert_int_eq(optim_set_double(o, 0, "lr", 0.5), OPTIM_OK);
+  ck_assert_int_eq(optim_get_double(o, 0, "lr", &lr), OPTIM_OK);
+  ck_assert(lr == 0.5);
+  const double tab[3] = {1, 0.5, 0.25};
+  ck_assert_int_eq(optim_set_schedule_table(o, 0, "lr", tab, 3), OPTIM_OK);
+  ck_assert_int_eq(optim_get_double(o, 0, "lr", &lr), OPTIM_OK);
+  ck_assert(lr == 0.5 * 0.25); /* 6 steps done: past the end, the last factor */
+  ck_assert_int_eq(optim_set_schedule(o, 0, "lr", NULL), OPTIM_OK);
+  ck_assert_int_eq(optim_get_double(o, 0, "lr", &lr), OPTIM_OK);
+  ck_assert(lr == 0.5);
+  /* bad input changes nothing */
+  ck_assert_int_eq(optim_set_schedule(o, 0, "lr", "cosine"), OPTIM_EINVAL);
+  ck_assert_int_eq(optim_set_schedule(o, 0, "lr", "bogus:total=3"), OPTIM_EUNKNOWN);
+  ck_assert_int_eq(optim_set_schedule(o, 0, "nesterov", "constant"), OPTIM_ETYPE);
+  ck_assert_int_eq(optim_set_schedule(o, 0, "nonfinite", "constant"), OPTIM_ETYPE);
+  ck_assert_int_eq(optim_set_schedule(o, 0, "nope", "constant"), OPTIM_EUNKNOWN);
+  ck_assert_int_eq(optim_set_schedule(o, 1, "lr", "constant"), OPTIM_EINVAL);
+  const double neg[2] = {1, -1}, nan_[1] = {NAN};
+  ck_assert_int_eq(optim_set_schedule_table(o, 0, "lr", neg, 2), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_set_schedule_table(o, 0, "lr", nan_, 1), OPTIM_ENONFINITE);
+  ck_assert_int_eq(optim_set_schedule_table(o, 0, "lr", tab, 0), OPTIM_EINVAL);
+  ck_assert_int_eq(optim_get_double(o, 0, "lr", &lr), OPTIM_OK);
+  ck_assert(lr == 0.5);
+  /* momentum 0.6 scaled by 2 leaves [0, inf)? momentum has no upper
+   * bound in sgd; dampening does not either: use adam's beta1 < 1 */
+  optim_destroy(o);
+  o = make("adam", "beta1=0.6");
+  double y[1] = {1}, gy[1] = {1};
+  add(o, 0, "y", y, gy, 1);
+  const double up[2] = {1, 2};
+  ck_assert_int_eq(optim_set_schedule_table(o, 0, "beta1", up, 2), OPTIM_OK);
+  ck_assert_int_eq(optim_step(o), OPTIM_OK);
+  double y1 = y[0];
+  ck_assert_int_eq(optim_step(o), OPTIM_ERANGE);
+  ck_assert(strstr(optim_errmsg(o), "beta1") != NULL);
+  ck_assert(y[0] == y1);
+  optim_destroy(o);
+}
+END_TEST
+
+/* Saving mid-schedule and resuming gives the uninterrupted trajectory. */
+START_TEST(test_schedule_resume)
+{
+  char path[] = "/tmp/optim-sched-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  double w[2][4], gr[4];
+  optim_optimizer *o[2];
+  const double tab[5] = {0.1, 0.4, 0.7, 1.0, 0.5};
+  for (int r = 0; r < 2; r++) {
+    o[r] = make("adamw", "lr=0.01");
+    for (int i = 0; i < 4; i++) w[r][i] = i;
+    add(o[r], 0, "w", w[r], gr, 4);
+    ck_assert_int_eq(optim_set_schedule(o[r], 0, "lr", "warmup_cosine:warmup=3,total=12"),
+                     OPTIM_OK);
+    ck_assert_int_eq(optim_set_schedule_table(o[r], 0, "weight_decay", tab, 5), OPTIM_OK);
+  }
+  for (int k = 1; k <= 10; k++) {
+    for (int r = 0; r < 2; r++) {
+      golden_grad(OPTIM_FLOAT64, w[r], gr, 4, (uint64_t)k, 0, 11);
+      ck_assert_int_eq(optim_step(o[r]), OPTIM_OK);
+    }
+    if (k == 4) { /* replace o[1] by a fresh optimizer loaded from a checkpoint */
+      ck_assert_int_eq(optim_save(o[1], path), OPTIM_OK);
+      optim_destroy(o[1]);
+      o[1] = make("adamw", "lr=0.5,weight_decay=0");
+      add(o[1], 0, "w", w[1], gr, 4);
+      ck_assert_int_eq(optim_load(o[1], path), OPTIM_OK);
+    }
+    ck_assert(memcmp(w[0], w[1], sizeof w[0]) == 0);
+  }
+  double a, b;
+  ck_assert_int_eq(optim_get_double(o[1], 0, "lr", &a), OPTIM_OK);
+  ck_assert_int_eq(optim_get_double(o[0], 0, "lr", &b), OPTIM_OK);
+  ck_assert(a == b);
+  optim_destroy(o[0]);
+  optim_destroy(o[1]);
+  unlink(path);
+}
+END_TEST
+
+/* Batch-size scaling rules: linear for sgd, sqrt for adam-type, sqrt_sde
+ * for betas and eps too; scheduled values scale their base; out-of-range
+ * results refused with nothing changed. */
+START_TEST(test_scale_batch_size)
+{
+  optim_optimizer *o = make("sgd", "lr=0.1");
+  double v;
+  ck_assert_int_eq(optim_scale_batch_size(o, 0, 4, NULL), OPTIM_OK);
+  ck_assert_int_eq(optim_get_double(o, 0, "lr", &v), OPTIM_OK);
+  ck_assert_double_eq_tol(v, 0.4, 1e-15);
+  ck_assert_int_eq(optim_scale_batch_size(o, 0, 0.25, "sqrt"), OPTIM_OK);
+  ck_assert_int_eq(optim_get_double(o, 0, "lr", &v), OPTIM_OK);
+  ck_assert_double_eq_tol(v, 0.2, 1e-15);
+  ck_assert_int_eq(optim_scale_batch_size(o, 0, 2, "sqrt_sde"), OPTIM_EUNSUPPORTED);
+  ck_assert_int_eq(optim_scale_batch_size(o, 0, 2, "cubic"), OPTIM_EUNKNOWN);
+  ck_assert_int_eq(optim_scale_batch_size(o, 0, 0, NULL), OPTIM_ERANGE);
+  ck_assert_int_eq(optim_scale_batch_size(o, 0, NAN, NULL), OPTIM_ENONFINITE);
+  ck_assert_int_eq(optim_scale_batch_size(o, 1, 2, NULL), OPTIM_EINVAL);
+  optim_destroy(o);
+
+  o = make("adamw", "lr=1e-3,beta1=0.9,beta2=0.99,eps=1e-8");
+  ck_assert_int_eq(optim_scale_batch_size(o, 0, 4, NULL), OPTIM_OK); /* sqrt */
+  ck_assert_int_eq(optim_get_double(o, 0, "lr", &v), OPTIM_OK);
+  ck_assert_double_eq_tol(v, 2e-3, 1e-18);
+  ck_assert_int_eq(optim_get_double(o, 0, "beta2", &v), OPTIM_OK);
+  ck_assert(v == 0.99);
+  ck_assert_int_eq(optim_scale_batch_size(o, 0, 4, "sqrt_sde"), OPTIM_OK);
+  ck_assert_int_eq(optim_get_double(o, 0, "lr", &v), OPTIM_OK);
+  ck_assert_double_eq_tol(v, 4e-3, 1e-18);
+  ck_assert_int_eq(optim_get_double(o, 0, "beta1", &v), OPTIM_OK);
+  ck_assert_double_eq_tol(v, 0.6, 1e-14);
+  ck_assert_int_eq(optim_get_double(o, 0, "beta2", &v), OPTIM_OK);
+  ck_assert_double_eq_tol(v, 0.96, 1e-14);
+  ck_assert_int_eq(optim_get_double(o, 0, "eps", &v), OPTIM_OK);
+  ck_assert_double_eq_tol(v, 5e-9, 1e-22);
+  /* beta1 would become 1 - 8 * 0.4 < 0: refused, nothing changes */
+  ck_assert_int_eq(optim_scale_batch_size(o, 0, 8, "sqrt_sde"), OPTIM_ERANGE);
+  ck_assert(strstr(optim_errmsg(o), "beta1") != NULL);
+  ck_assert_int_eq(optim_get_double(o, 0, "lr", &v), OPTIM_OK);
+  ck_assert_double_eq_tol(v, 4e-3, 1e-18);
+  /* with a schedule: the base scales */
+  ck_assert_int_eq(optim_set_schedule(o, 0, "lr", "linear:total=2"), OPTIM_OK);
+  double x[1] = {0}, g[1] = {1};
+  add(o, 0, "x", x, g, 1);
+  ck_assert_int_eq(optim_step(o), OPTIM_OK); /* factor now 1/2 */
+  ck_assert_int_eq(optim_scale_batch_size(o, 0, 0.25, "linear"), OPTIM_OK);
+  ck_assert_int_eq(optim_get_double(o, 0, "lr", &v), OPTIM_OK);
+  ck_assert_double_eq_tol(v, 4e-3 * 0.25 * 0.5, 1e-18);
+  optim_destroy(o);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("contract");
@@ -306,6 +461,9 @@ int main(void)
   tcase_add_test(tc, test_checkpoint_keeps_settings);
   tcase_add_test(tc, test_state_set_buffer);
   tcase_add_test(tc, test_adagrad_norm);
+  tcase_add_test(tc, test_schedules);
+  tcase_add_test(tc, test_schedule_resume);
+  tcase_add_test(tc, test_scale_batch_size);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }
