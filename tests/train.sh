@@ -57,6 +57,19 @@ run "first part" 0 "$train" --synthetic --epochs 2 -q --max-steps 30 --checkpoin
 run "resumed" 0 "$train" --synthetic --epochs 2 -q --resume "$dir/part.ckpt" \
   --checkpoint "$dir/part.ckpt"
 cmp -s "$dir/full.ckpt" "$dir/part.ckpt" || bad "resumed run differs from the uninterrupted one"
+# the same with a learning-rate schedule and clipping, which checkpoints carry
+sc="--schedule warmup_cosine:warmup=20,total=94 --clip-norm 0.5"
+run "scheduled, uninterrupted" 0 "$train" --synthetic --epochs 2 -q $sc --checkpoint "$dir/sfull.ckpt"
+run "scheduled, first part" 0 "$train" --synthetic --epochs 2 -q $sc --max-steps 30 \
+  --checkpoint "$dir/spart.ckpt"
+run "scheduled, resumed" 0 "$train" --synthetic --epochs 2 -q $sc --resume "$dir/spart.ckpt" \
+  --checkpoint "$dir/spart.ckpt"
+cmp -s "$dir/sfull.ckpt" "$dir/spart.ckpt" || bad "scheduled resumed run differs from the uninterrupted one"
+cmp -s "$dir/full.ckpt" "$dir/sfull.ckpt" && bad "--schedule and --clip-norm changed nothing"
+run "bad schedule" 2 "$train" --synthetic -q --schedule cosine:foo=1
+has "$dir/err" "no key 'foo'" "bad --schedule"
+run "bad clip" 2 "$train" --synthetic -q --clip-norm 0
+has "$dir/err" "invalid --clip-norm" "bad --clip-norm"
 run "resume, other seed" 2 "$train" --synthetic --epochs 2 -q --seed 5 --resume "$dir/full.ckpt"
 has "$dir/err" "another seed" "resume mismatch"
 run "resume, other model" 2 "$train" --synthetic --hidden 32 -q --resume "$dir/full.ckpt"

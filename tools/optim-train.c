@@ -35,6 +35,8 @@ typedef struct options {
   int synthetic, header, label_col, quiet, threads;
   double test_fraction;
   int64_t epochs, batch, log_every, checkpoint_every, max_steps;
+  double clip_norm;
+  const char *schedule;
   uint64_t seed;
 } options;
 
@@ -98,6 +100,10 @@ static void usage(FILE *f)
           "  -b, --batch N            global batch size (default 128)\n"
           "  -s, --seed N             seed of the initialization and shuffling (default 1)\n"
           "      --max-steps N        stop after N optimizer steps in all\n"
+          "      --schedule SPEC      learning-rate schedule of every group, e.g.\n"
+          "                           warmup_cosine:warmup=200 (total= defaults to the\n"
+          "                           run's steps; see optim_schedule_eval(3))\n"
+          "      --clip-norm X        clip the global gradient norm to X\n"
           "  -t, --threads N          threads for BLAS and liboptim (default: the libraries'\n"
           "                           own choice; 1 per rank under mpirun)\n"
           "      --reduce MODE        under mpirun: mpi (default) or ordered (bit-identical\n"
@@ -353,6 +359,30 @@ static int build_optimizer(run *r)
                                         : "");
       return EXIT_USAGE;
     }
+  }
+  if (r->o.clip_norm > 0 && optim_set_clip_norm(r->opt, r->o.clip_norm) != OPTIM_OK) {
+    complain("--clip-norm: %s", optim_errmsg(r->opt));
+    return EXIT_USAGE;
+  }
+  if (r->o.schedule) {
+    /* total= defaults to the run's steps for the kinds that take it */
+    char spec[512];
+    const char *s = r->o.schedule, *colon = strchr(s, ':');
+    size_t klen = colon ? (size_t)(colon - s) : strlen(s);
+    int takes_total = !(klen == 8 && !strncmp(s, "constant", 8)) &&
+                      !(klen == 4 && !strncmp(s, "step", 4)) &&
+                      !(klen == 11 && !strncmp(s, "exponential", 11));
+    int64_t per_epoch = (r->tr.n + r->o.batch - 1) / r->o.batch, total = per_epoch * r->o.epochs;
+    if (r->o.max_steps > 0 && r->o.max_steps < total) total = r->o.max_steps;
+    if (takes_total && !strstr(s, "total="))
+      snprintf(spec, sizeof spec, "%s%stotal=%lld", s, colon ? "," : ":", (long long)total);
+    else
+      snprintf(spec, sizeof spec, "%s", s);
+    for (int gi = 0; gi < optim_group_count(r->opt); gi++)
+      if (optim_set_schedule(r->opt, gi, "lr", spec) != OPTIM_OK) {
+        complain("--schedule '%s': %s", spec, optim_errmsg(r->opt));
+        return EXIT_USAGE;
+      }
   }
   /* (only adahessian groups call it) */
   optim_set_hvp_callback(r->opt, train_hvp, r, r->o.seed);
@@ -765,7 +795,7 @@ static int real_main(int argc, char **argv, run *r)
 {
   enum { O_DATA = 256, O_TRAIN, O_TEST, O_FORMAT, O_LABEL, O_HEADER, O_FRACTION, O_SYNTH,
          O_HIDDEN, O_MAXSTEPS, O_REDUCE, O_LOG, O_LOGEVERY, O_PLOT, O_CKPT, O_CKPTEVERY,
-         O_RESUME };
+         O_RESUME, O_SCHED, O_CLIP };
   static const struct option longopts[] = {
     {"data", required_argument, 0, O_DATA},         {"train", required_argument, 0, O_TRAIN},
     {"test", required_argument, 0, O_TEST},         {"format", required_argument, 0, O_FORMAT},
@@ -775,6 +805,7 @@ static int real_main(int argc, char **argv, run *r)
     {"optim", required_argument, 0, 'o'},           {"epochs", required_argument, 0, 'e'},
     {"batch", required_argument, 0, 'b'},           {"seed", required_argument, 0, 's'},
     {"max-steps", required_argument, 0, O_MAXSTEPS},
+    {"schedule", required_argument, 0, O_SCHED},    {"clip-norm", required_argument, 0, O_CLIP},
     {"threads", required_argument, 0, 't'},         {"reduce", required_argument, 0, O_REDUCE},
     {"quiet", no_argument, 0, 'q'},                 {"log", required_argument, 0, O_LOG},
     {"log-every", required_argument, 0, O_LOGEVERY},
@@ -834,6 +865,16 @@ static int real_main(int argc, char **argv, run *r)
       o->threads = (int)v;
       break;
     case O_REDUCE: o->reduce = optarg; break;
+    case O_SCHED: o->schedule = optarg; break;
+    case O_CLIP: {
+      char *end;
+      o->clip_norm = strtod(optarg, &end);
+      if (end == optarg || *end || !(o->clip_norm > 0) || !isfinite(o->clip_norm)) {
+        complain("invalid --clip-norm '%s' (expected a positive number)", optarg);
+        return EXIT_USAGE;
+      }
+      break;
+    }
     case 'q': o->quiet = 1; break;
     case O_LOG: o->log = optarg; break;
     case O_LOGEVERY:
