@@ -482,6 +482,53 @@ START_TEST(test_load_ranges)
 }
 END_TEST
 
+/* Files of checkpoint format 1 (before clip_norm, decay scales and
+ * schedules) still load.  tests/data/adamw-v1.ckpt was written by liboptim
+ * at commit e1e99d2 from adamw (lr 0.01, weight_decay 0.1, nonfinite=skip),
+ * w = (1, -2, 3, -4, 5) (float64), 3 steps with g_i = 0.5 w_i + 0.125 k
+ * (i - 2) at step k: the state must be that of the same run today. */
+START_TEST(test_reads_format_1)
+{
+  double w[2][5], g[5];
+  int64_t shape[1] = {5};
+  optim_optimizer *o[2];
+  for (int r = 0; r < 2; r++) {
+    const double w0[5] = {1, -2, 3, -4, 5};
+    memcpy(w[r], w0, sizeof w0);
+    ck_assert_int_eq(optim_create(&o[r]), OPTIM_OK);
+    ck_assert_int_eq(optim_add_group(o[r], "adamw", NULL), OPTIM_OK);
+    ck_assert_int_eq(optim_add_param(o[r], 0, "w", OPTIM_FLOAT64, 1, shape, w[r], g, NULL),
+                     OPTIM_OK);
+  }
+  ck_assert_int_eq(optim_configure(o[0], 0, "lr=0.01,weight_decay=0.1,nonfinite=skip"), OPTIM_OK);
+  for (int k = 1; k <= 3; k++) {
+    for (int i = 0; i < 5; i++) g[i] = 0.5 * w[0][i] + 0.125 * k * (i - 2);
+    ck_assert_int_eq(optim_step(o[0]), OPTIM_OK);
+  }
+  ck_assert_int_eq(optim_set_clip_norm(o[1], 3), OPTIM_OK);
+  ck_assert_int_eq(optim_param_set_decay_scale(o[1], 0, 0.5), OPTIM_OK);
+  ck_assert_msg(optim_load(o[1], DATA_DIR "/adamw-v1.ckpt") == OPTIM_OK, "%s",
+                optim_errmsg(o[1]));
+  ck_assert_uint_eq(hash_state(o[1]), hash_state(o[0]));
+  double v;
+  char word[16];
+  ck_assert_int_eq(optim_get_double(o[1], 0, "lr", &v), OPTIM_OK);
+  ck_assert(v == 0.01);
+  ck_assert_int_eq(optim_get_string(o[1], 0, "nonfinite", word, sizeof word), OPTIM_OK);
+  ck_assert_str_eq(word, "skip");
+  /* what format 1 lacks takes the defaults: no clipping, scale 1 */
+  ck_assert_int_eq(optim_get_double(o[1], 0, "clip_norm", &v), OPTIM_OK);
+  ck_assert(v == 0);
+  ck_assert_int_eq(optim_param_get_decay_scale(o[1], 0, &v), OPTIM_OK);
+  ck_assert(v == 1);
+  for (int i = 0; i < 5; i++) g[i] = 0.25 * i;
+  ck_assert_int_eq(optim_step(o[1]), OPTIM_OK);
+  ck_assert_int_eq(optim_get_grad_norm(o[1], -1, &v), OPTIM_ECONFIG);
+  optim_destroy(o[0]);
+  optim_destroy(o[1]);
+}
+END_TEST
+
 int main(void)
 {
   snprintf(dir, sizeof dir, "/tmp/optim-ckpt-XXXXXX");
@@ -494,6 +541,7 @@ int main(void)
   tcase_add_test(tc, test_save_errors);
   tcase_add_test(tc, test_load_params);
   tcase_add_test(tc, test_load_ranges);
+  tcase_add_test(tc, test_reads_format_1);
   suite_add_tcase(s, tc);
   int failed = run_suite(s);
   char cmd[300];
