@@ -261,6 +261,20 @@ OPTIM_API int optim_set_hvp_callback(optim_optimizer *opt, optim_hvp_fn fn, void
 typedef int (*optim_row_reduce_fn)(void *userdata, void *buf, size_t count, int dtype);
 OPTIM_API int optim_set_row_reduce(optim_optimizer *opt, optim_row_reduce_fn fn,
                                    void *userdata);
+/* Norm reduction across processes: while fn is set, every
+ * optim_step_prepare (and optim_step) calls it once, whatever happens
+ * before, with count = number of parameters + 1 doubles: the squared
+ * gradient norm of each parameter this process steps (0 for the others)
+ * and, last, 1 if the step already failed here (else 0).  fn replaces
+ * them in place by their maximum over the processes (the process that
+ * steps a parameter has its value; replicated parameters have the same
+ * value everywhere), so that clipping and the algorithms that read norms
+ * see the whole model's; a 1 in the last place fails the step with
+ * OPTIM_EMPI.  fn returns 0, or non-zero to fail the step with
+ * OPTIM_ECALLBACK.  liboptim_mpi sets it during its steps. */
+typedef int (*optim_norm_reduce_fn)(void *userdata, double *values, size_t count);
+OPTIM_API int optim_set_norm_reduce(optim_optimizer *opt, optim_norm_reduce_fn fn,
+                                    void *userdata);
 OPTIM_API int optim_param_get_range(optim_optimizer *opt, int index, int64_t *begin,
                                     int64_t *end);
 /* Estimated floating-point operations of one step of a parameter: 0 for

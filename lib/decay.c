@@ -1,6 +1,6 @@
 /* decay.c - global-norm clipping settings and per-parameter weight-decay
  * scales (and the name masks that set them).  The clipping itself is
- * fused into the step (step.c, compute_norms). */
+ * fused into the step (step.c, norm_pass and apply_norms). */
 #include <fnmatch.h>
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +18,16 @@ int optim_set_clip_norm(optim_optimizer *opt, double max_norm)
     return optim__fail(opt, OPTIM_ERANGE, "max_norm must be >= 0 (0: off), got %g", max_norm);
   optim__step_cancel(opt);
   opt->clip_norm = max_norm;
+  return OPTIM_OK;
+}
+
+int optim_set_norm_reduce(optim_optimizer *opt, optim_norm_reduce_fn fn, void *userdata)
+{
+  if (!optim__valid(opt)) return OPTIM_EINVAL;
+  optim__clear(opt);
+  /* (a prepared step keeps its norms: it is not cancelled) */
+  opt->norm_reduce = fn;
+  opt->norm_reduce_ud = fn ? userdata : NULL;
   return OPTIM_OK;
 }
 

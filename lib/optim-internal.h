@@ -251,7 +251,10 @@ struct optim_optimizer {
   int prepared;                  /* optim_step_prepare succeeded, commit pending */
   double clip_norm;              /* optim_set_clip_norm (0: off) */
   double gnorm_pre;              /* last step's global gradient norm (-1: not computed) */
-  double *norm_part;             /* scratch: per-thread, per-parameter partial sums */
+  double *norm_part;             /* scratch: per-thread, per-parameter partial sums,
+                                  * then per parameter (nparams + 1) */
+  optim_norm_reduce_fn norm_reduce; /* optim_set_norm_reduce */
+  void *norm_reduce_ud;
   size_t norm_part_cap;
   char errmsg[OPTIM_ERRMSG_SIZE];
 };

@@ -267,49 +267,46 @@ static int run_hvp(optim_optimizer *opt)
 static int steps_now(const optim_optimizer *opt, const optim_param *p);
 
 /* Gradient norms, for the groups that clip (clip_norm, optim_set_clip_norm)
- * or whose algorithm reads norms: one threaded pass of sums of squares,
- * partial sums added in thread order (so the result does not depend on
- * scheduling), then the clipping factors folded into p->gscale.  Runs after
- * the gradient scales are set and before anything reads them. */
-static int compute_norms(optim_optimizer *opt)
+ * or whose algorithm reads norms: one threaded pass of sums of squares over
+ * the parameters that step, partial sums added in thread order (so the
+ * result does not depend on scheduling), into opt->norm_part[0..nparams).
+ * Returns a status; with `failed` set (an earlier check failed) it only
+ * zeroes the values, so that the collective below still runs. */
+static int norm_pass(optim_optimizer *opt, int failed)
 {
   const int global = opt->clip_norm > 0;
-  int *list = opt->active, n = 0;
+  int np = opt->nparams;
+  size_t need = (size_t)np + 1;
+  int *list = opt->active, n = 0, st = OPTIM_OK;
   size_t total = 0;
-  opt->gnorm_pre = -1;
-  for (int gi = 0; gi < opt->ngroups; gi++) {
-    optim_group *g = &opt->groups[gi];
-    g->gnorm_pre = -1;
-    g->gnorm2_sum = g->gnorm_sum = 0;
-  }
-  for (int i = 0; i < opt->nparams; i++) {
-    optim_param *p = &opt->params[i];
-    const optim_group *g = &opt->groups[p->group];
-    p->gnorm2 = 0;
-    if (!(global || g->clip_norm > 0 || g->alg->needs_norms)) continue;
-    if (!steps_now(opt, p) || !p->grad) continue;
-    if (g->alg->sumsq && (global || g->clip_norm > 0))
-      return optim__fail(opt, OPTIM_ECONFIG,
+  int nt = 1;
+  if (!failed) {
+    for (int i = 0; i < np; i++) {
+      optim_param *p = &opt->params[i];
+      const optim_group *g = &opt->groups[p->group];
+      if (!(global || g->clip_norm > 0 || g->alg->needs_norms)) continue;
+      if (!steps_now(opt, p) || !p->grad) continue;
+      if (g->alg->sumsq && (global || g->clip_norm > 0)) {
+        st = optim__fail(opt, OPTIM_ECONFIG,
                          "%s: %s steps with its own variance-reduced gradient, which gradient "
                          "clipping does not apply to: turn clipping off for its group",
                          p->name, g->alg->name);
-    if (p->len != p->numel)
-      return optim__fail(opt, OPTIM_ECONFIG,
+        break;
+      }
+      if (p->len != p->numel) {
+        st = optim__fail(opt, OPTIM_ECONFIG,
                          "%s: gradient norms (clip_norm, optim_set_clip_norm, %s) need whole "
                          "parameters, and this one steps a range (optim_param_set_range)",
                          p->name, g->alg->name);
-    list[n++] = i;
-    total += p->len;
-  }
-  if (n == 0 && !global) {
-    for (int gi = 0; gi < opt->ngroups; gi++) {
-      optim_group *g = &opt->groups[gi];
-      if (g->clip_norm > 0 || g->alg->needs_norms) g->gnorm_pre = 0;
+        break;
+      }
+      list[n++] = i;
+      total += p->len;
     }
-    return OPTIM_OK;
+    if (st) n = 0;
+    nt = n ? thread_count(opt, total) : 1;
+    if ((size_t)nt * (size_t)(n ? n : 1) > need) need = (size_t)nt * (size_t)n;
   }
-  int nt = n ? thread_count(opt, total) : 1;
-  size_t need = (size_t)nt * (size_t)(n ? n : 1);
   if (need > opt->norm_part_cap) {
     double *q = realloc(opt->norm_part, need * sizeof *q);
     if (!q) return optim__fail(opt, OPTIM_ENOMEM, "out of memory for gradient norms");
@@ -318,6 +315,7 @@ static int compute_norms(optim_optimizer *opt)
   }
   double *part = opt->norm_part;
   for (size_t k = 0; k < need; k++) part[k] = 0;
+  if (n == 0) return st;
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     size_t lo, hi, off = 0;
@@ -338,42 +336,74 @@ static int compute_norms(optim_optimizer *opt)
       off += p->len;
     }
   }
-  double all = 0;
+  /* per parameter, in thread order; then spread to their indices (k <= i:
+   * from the last, nothing is overwritten before it is read) */
   for (int k = 0; k < n; k++) {
-    optim_param *p = &opt->params[list[k]];
-    double s = 0;
-    for (int t = 0; t < nt; t++) s += part[(size_t)t * (size_t)n + (size_t)k];
-    p->gnorm2 = s;
-    opt->groups[p->group].gnorm2_sum += p->gnorm2;
-    all += p->gnorm2;
+    double v = 0;
+    for (int t = 0; t < nt; t++) v += part[(size_t)t * (size_t)n + (size_t)k];
+    part[k] = v;
   }
-  /* torch.nn.utils.clip_grad_norm_: factor min(1, max / (norm + 1e-6));
-   * the optimizer's limit first, then the group's on what remains */
+  for (size_t k = (size_t)n; k < need; k++) part[k] = 0; /* the other threads' partials */
+  for (int k = n - 1; k >= 0; k--) {
+    double v = part[k];
+    part[k] = 0;
+    part[list[k]] = v;
+  }
+  return OPTIM_OK;
+}
+
+/* The norms from opt->norm_part (per parameter, after the reduction across
+ * processes when one is set): group and global sums over every parameter
+ * with a gradient in a group that steps (a frozen one counts only through
+ * the reduction: the process that steps it has its value), then the
+ * clipping factors folded into p->gscale. */
+static void apply_norms(optim_optimizer *opt)
+{
+  const int global = opt->clip_norm > 0;
+  const double *v = opt->norm_part;
+  double all = 0;
+  opt->gnorm_pre = -1;
+  for (int gi = 0; gi < opt->ngroups; gi++) {
+    optim_group *g = &opt->groups[gi];
+    g->gnorm_pre = -1;
+    g->gnorm2_sum = g->gnorm_sum = 0;
+  }
+  for (int i = 0; i < opt->nparams; i++) {
+    optim_param *p = &opt->params[i];
+    optim_group *g = &opt->groups[p->group];
+    p->gnorm2 = 0;
+    if (!(global || g->clip_norm > 0 || g->alg->needs_norms)) continue;
+    if (!p->grad || g->skip_now) continue;
+    p->gnorm2 = v[i];
+    g->gnorm2_sum += v[i];
+    all += v[i];
+  }
   double fglob = 1;
   if (global) {
+    /* torch.nn.utils.clip_grad_norm_: factor min(1, max / (norm + 1e-6)) */
     opt->gnorm_pre = sqrt(all);
     double c = opt->clip_norm / (opt->gnorm_pre + 1e-6);
     if (c < 1) fglob = c;
   }
   for (int gi = 0; gi < opt->ngroups; gi++) {
     optim_group *g = &opt->groups[gi];
+    if (!(global || g->clip_norm > 0 || g->alg->needs_norms)) continue;
     g->gnorm_pre = sqrt(g->gnorm2_sum);
-    double f = fglob;
+    double f = fglob; /* the optimizer's limit, then the group's on what remains */
     if (g->clip_norm > 0) {
       double c = g->clip_norm / (g->gnorm_pre * fglob + 1e-6);
       if (c < 1) f *= c;
     }
     g->gnorm2_sum = 0;
-    for (int k = 0; k < n; k++) {
-      optim_param *p = &opt->params[list[k]];
-      if (p->group != gi) continue;
-      p->gscale *= f;
+    for (int i = 0; i < opt->nparams; i++) {
+      optim_param *p = &opt->params[i];
+      if (p->group != gi || !p->grad || g->skip_now) continue;
+      if (steps_now(opt, p)) p->gscale *= f;
       p->gnorm2 *= f * f;
       g->gnorm2_sum += p->gnorm2;
       g->gnorm_sum += sqrt(p->gnorm2);
     }
   }
-  return OPTIM_OK;
 }
 
 int optim_validate(optim_optimizer *opt)
@@ -461,14 +491,13 @@ int optim_step_prepare(optim_optimizer *opt, double grad_scale)
   if (!optim__valid(opt)) return OPTIM_EINVAL;
   optim__clear(opt);
   optim__step_cancel(opt);
+  int st = OPTIM_OK;
   if (!(grad_scale > 0) || !isfinite(grad_scale))
-    return optim__fail(opt, OPTIM_ERANGE, "grad_scale must be finite and positive (got %g)",
-                       grad_scale);
-  int st = check_step(opt);
-  if (st) return st;
-  st = run_hvp(opt);
-  if (st) return st;
-  for (int i = 0; i < opt->nparams; i++) {
+    st = optim__fail(opt, OPTIM_ERANGE, "grad_scale must be finite and positive (got %g)",
+                     grad_scale);
+  if (!st) st = check_step(opt);
+  if (!st) st = run_hvp(opt);
+  for (int i = 0; !st && i < opt->nparams; i++) {
     optim_param *p = &opt->params[i];
     if (!steps_now(opt, p)) continue;
     const optim_group *g = &opt->groups[p->group];
@@ -477,8 +506,23 @@ int optim_step_prepare(optim_optimizer *opt, double grad_scale)
     p->row_reduce = opt->row_reduce;
     p->row_reduce_ud = opt->row_reduce_ud;
   }
-  st = compute_norms(opt);
+  /* Gradient norms; with a norm reduction set (liboptim_mpi) it runs on
+   * every call, failed or not, so that every process takes part in it: the
+   * per-parameter values and, last, this process's failure flag. */
+  int pst = norm_pass(opt, st != OPTIM_OK);
+  if (!st) st = pst;
+  if (opt->norm_reduce) {
+    if (pst == OPTIM_ENOMEM) return st; /* no buffer to send (cannot happen after the
+                                         * first step: the buffer only grows) */
+    opt->norm_part[opt->nparams] = st ? 1 : 0;
+    int rc = opt->norm_reduce(opt->norm_reduce_ud, opt->norm_part, (size_t)opt->nparams + 1);
+    if (!st && rc != 0)
+      st = optim__fail(opt, OPTIM_ECALLBACK, "the norm reduction failed (returned %d)", rc);
+    else if (!st && opt->norm_part[opt->nparams] != 0)
+      st = optim__fail(opt, OPTIM_EMPI, "the step failed on another process");
+  }
   if (st) return st;
+  apply_norms(opt);
   /* Numerical methods that can fail run first, on copies: a failure
    * changes nothing. */
   for (int i = 0; i < opt->nparams; i++) {

@@ -63,6 +63,7 @@ dist_man_MANS = \
 	man/man3/optim_set_double.3 \
 	man/man3/optim_set_hvp_callback.3 \
 	man/man3/optim_set_int.3 \
+	man/man3/optim_set_norm_reduce.3 \
 	man/man3/optim_set_option.3 \
 	man/man3/optim_set_row_reduce.3 \
 	man/man3/optim_set_schedule.3 \

@@ -23,6 +23,7 @@ struct optim_mpi {
   int64_t steps;
   double bytes, messages, comm_s, compute_s, reduce_s;
   int reduce_mode;     /* OPTIM_MPI_REDUCE_* */
+  int peer_failed;     /* set by the norm reduction: another rank failed */
   int shard_state;     /* element-wise state sharded by ranges (ZeRO-1) */
   int blockwise;       /* matrices split by rows across ranks */
   int64_t block_period; /* blockwise: every this many steps a full NS (0: never) */

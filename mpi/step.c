@@ -3,6 +3,16 @@
 
 #include "mpi-internal.h"
 
+
+/* optim_set_norm_reduce's reduction: the maximum over the ranks */
+static int norm_reduce(void *ud, double *values, size_t count)
+{
+  optim_mpi *d = ud;
+  int rc = MPI_Allreduce(MPI_IN_PLACE, values, (int)count, MPI_DOUBLE, MPI_MAX, d->comm);
+  d->peer_failed = rc == MPI_SUCCESS && values[count - 1] != 0;
+  return rc != MPI_SUCCESS;
+}
+
 /* Broadcast a whole-tensor parameter from its owner, in chunks that fit an
  * int count. */
 static int share(optim_mpi *d, int index)
@@ -127,8 +137,15 @@ int optim_mpi_step(optim_mpi *d)
   /* Every check of the step, and the numerical methods that can fail (an
    * owner's eigendecompositions), on every rank before anything changes;
    * the average: 1/p applied as the gradients are read. */
+  /* gradient norms (clipping, adagrad_norm, adam_cm) of the whole model:
+   * each parameter's from the rank that steps it */
+  optim_set_norm_reduce(d->opt, norm_reduce, d);
+  d->peer_failed = 0;
   st = optim_step_prepare(d->opt, 1.0 / d->size);
+  /* failed only because another rank did: agree() reports that rank's status */
+  if (st == OPTIM_EMPI && d->peer_failed) st = OPTIM_OK;
   if (st) optim_mpi__fail(d, st, "%s", optim_errmsg(d->opt));
+  optim_set_norm_reduce(d->opt, NULL, NULL); /* (after the message is read: it clears it) */
   st = optim_mpi__agree(d, st);
   if (st) {
     optim_step_cancel(d->opt);

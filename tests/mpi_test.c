@@ -182,7 +182,8 @@ static void run_mode(const char *alg, const char *opts, const char *mode, const 
         "bytes %g", bytes);
   int owner = -2;
   CHECK(optim_mpi_owner(ctx, 0, &owner) == OPTIM_OK, "owner");
-  int elementwise = !strcmp(alg, "adamw") || !strcmp(alg, "adagrad");
+  int elementwise = !strcmp(alg, "adamw") || !strcmp(alg, "adagrad") ||
+                    !strcmp(alg, "adagrad_norm");
   CHECK(elementwise ? owner == -1 : owner >= 0 && owner < size, "owner %d", owner);
   optim_mpi_destroy(ctx);
   model_free(&d);
@@ -507,6 +508,12 @@ int main(int argc, char **argv)
    * fewer matrices than ranks at p=4, not divisible at p=2, empty ranks */
   run("muon", "nonmatrix=adamw,weight_decay=0.01", 1, NULL);
   run("normuon", "nonmatrix=adamw", 1, "4096");
+  /* gradient norms (clipping, adagrad_norm) over every rank's parameters:
+   * owners see the gradients of the matrices they do not step */
+  run("muon", "nonmatrix=adamw,clip_norm=0.5", 0, NULL); /* (1/p and the clip factor
+                                                          * round once, not twice) */
+  run("adamw", "lr=0.01,clip_norm=0.5", 0, NULL);
+  run("adagrad_norm", "lr=0.5", 0, NULL);
   /* SOAP: every tensor (matrices and the 25x1 one) by its owner, with
    * refreshes (f = 3) and the first call that only builds the factors */
   run("soap", "precondition_frequency=3,weight_decay=0.05", 1, NULL);
