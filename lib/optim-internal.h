@@ -36,7 +36,7 @@
 #define OPTIM_CLONES
 #endif
 
-#define OPTIM_MAX_STATE 8      /* state entries per parameter */
+#define OPTIM_MAX_STATE 12     /* state entries per parameter (adam_cm: 10) */
 #define OPTIM_MAX_COEF 12      /* per-step coefficients per parameter */
 #define OPTIM_ERRMSG_SIZE 512
 
@@ -347,6 +347,18 @@ static inline int64_t hp_i(const optim_group *g, int i) { return g->hp[i].i; }
 static inline double optim__wd(const optim_group *g, const optim_param *p, int i)
 {
   return g->hp[i].d * p->wd_scale;
+}
+
+/* torch.optim.SGD's condition on Nesterov momentum (sgd, igt): the
+ * hyperparameters at indices nesterov, momentum and dampening. */
+static inline int optim__check_nesterov(const optim_group *g, int nesterov, int momentum,
+                                        int dampening, char *msg, size_t size)
+{
+  if (g->hp[nesterov].i && (g->hp[momentum].d <= 0 || g->hp[dampening].d != 0)) {
+    snprintf(msg, size, "%s: nesterov requires momentum > 0 and dampening = 0", g->alg->name);
+    return OPTIM_ECONFIG;
+  }
+  return OPTIM_OK;
 }
 
 /* Per-element gradient read honoring nonfinite=zero: v - v is 0 only for

@@ -17,6 +17,9 @@ extern const optim_alg optim__alg_shampoo;
 extern const optim_alg optim__alg_adahessian;
 extern const optim_alg optim__alg_adagrad_norm;
 extern const optim_alg optim__alg_adasvrg;
+extern const optim_alg optim__alg_adam_cm;
+extern const optim_alg optim__alg_igt;
+extern const optim_alg optim__alg_adam_igt;
 
 /* Order is the listing order of optim_algorithm_name(); append only. */
 static const optim_alg *const algs[] = {
@@ -33,6 +36,9 @@ static const optim_alg *const algs[] = {
   &optim__alg_adahessian,
   &optim__alg_adagrad_norm,
   &optim__alg_adasvrg,
+  &optim__alg_adam_cm,
+  &optim__alg_igt,
+  &optim__alg_adam_igt,
 };
 #define NALGS ((int)(sizeof algs / sizeof algs[0]))
 

@@ -747,6 +747,9 @@ START_TEST(test_step_scaled)
       if (matrix) ck_assert_int_eq(optim_configure(o[k], g, "nonmatrix=adamw"), OPTIM_OK);
       if (strcmp(alg, "sgd") == 0)
         ck_assert_int_eq(optim_configure(o[k], g, "lr=0.1,momentum=0.9,maximize=true"), OPTIM_OK);
+      if (strcmp(alg, "igt") == 0) /* (lr is required) */
+        ck_assert_int_eq(optim_configure(o[k], g, "lr=0.1,momentum=0.9,weight_decay=0.1"),
+                         OPTIM_OK);
       for (int i = 0; i < 54; i++) w[k][i] = (float)golden_noise((uint64_t)i, 0, 0, 8);
       ck_assert_int_eq(optim_add_param(o[k], g, "w", OPTIM_FLOAT32, 2, s2, w[k], gr[k], NULL),
                        OPTIM_OK);

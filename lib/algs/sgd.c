@@ -26,11 +26,7 @@ enum { C_LR, C_MOM, C_DAMP1, C_WD, C_FIRST, C_SIGN, C_NEST, C_HAS_WD };
 
 static int check(const optim_group *g, char *msg, size_t size)
 {
-  if (hp_i(g, NESTEROV) && (hp_d(g, MOMENTUM) <= 0 || hp_d(g, DAMPENING) != 0)) {
-    snprintf(msg, size, "sgd: nesterov requires momentum > 0 and dampening = 0");
-    return OPTIM_ECONFIG;
-  }
-  return OPTIM_OK;
+  return optim__check_nesterov(g, NESTEROV, MOMENTUM, DAMPENING, msg, size);
 }
 
 static void layout(const optim_group *g, const optim_param *p, state_layout *out)
