@@ -427,6 +427,32 @@ OPTIM_API int optim_schedule_refined(const double *gnorms, int64_t count, int no
  * thread. */
 OPTIM_API int optim_step_law(double params, double tokens, double *lr, double *batch_tokens);
 
+/* ---- Adaptive batch sizes (no handle needed) ------------------------------------ */
+
+/* AdAdaGrad's adaptive sampling tests (Lau, Liu, Kolar, arXiv 2402.11215):
+ * from the batch x numel row-major per-sample gradients of dtype (batch >=
+ * 2), compute the batch size r a test asks for and store in *next_batch
+ * max(batch, ceil(r)), saturated at INT64_MAX; the test passes exactly
+ * when *next_batch == batch.  test is "norm" (Byrd et al.: r =
+ * tr Var(g_i) / (eta^2 ||gbar||^2)), "inner_product" (Bollapragada et al.:
+ * r = Var(<g_i, gbar>) / (eta^2 ||gbar||^4), eta playing theta),
+ * "augmented_inner_product" (the larger of that and the orthogonality
+ * test's tr Var(g_i - <g_i, gbar> gbar / ||gbar||^2) / (nu^2 ||gbar||^2))
+ * or "coordinate" (AdAdaGrad's coordinate-wise norm test: the largest over
+ * coordinates j of Var(g_ij) / (eta^2 gbar_j^2)); Var is the sample
+ * variance (divisor batch - 1), gbar the mean row, all in double.  A zero
+ * variance term gives r = 0; a zero mean (gbar, or gbar_j for
+ * "coordinate") with non-zero variance gives r = inf (INT64_MAX: clamp it
+ * to the largest batch you allow).  nu is read by
+ * "augmented_inner_product" only.  OPTIM_EINVAL (NULL, batch < 2,
+ * numel < 1, batch * numel > SIZE_MAX / 8), OPTIM_EUNKNOWN (test),
+ * OPTIM_ERANGE (eta, or nu when read, not finite and > 0), OPTIM_EDTYPE,
+ * OPTIM_ENONFINITE (a gradient), OPTIM_ENOMEM; *next_batch is written
+ * only on success.  Safe from any thread. */
+OPTIM_API int optim_batch_size_test(const char *test, int dtype, int64_t batch, int64_t numel,
+                                    const void *grads, double eta, double nu,
+                                    int64_t *next_batch);
+
 #ifdef __cplusplus
 }
 #endif

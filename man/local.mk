@@ -13,6 +13,7 @@ dist_man_MANS = \
 	man/man3/optim_algorithm_count.3 \
 	man/man3/optim_algorithm_doc.3 \
 	man/man3/optim_algorithm_name.3 \
+	man/man3/optim_batch_size_test.3 \
 	man/man3/optim_configure.3 \
 	man/man3/optim_create.3 \
 	man/man3/optim_destroy.3 \
