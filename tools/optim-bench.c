@@ -205,21 +205,26 @@ static int run(const bench *B, size_t nparams, result *R)
       goto out;
     }
   }
-  int nbuf = 0, ns = optim_state_count(opt, 0);
-  for (int k = 0; k < ns; k++) {
-    int kind;
-    optim_state_info(opt, 0, k, NULL, &kind, NULL);
-    nbuf += kind == OPTIM_STATE_BUFFER;
-  }
-  R->reads = 2 + nbuf;
-  R->writes = 1 + nbuf;
-  R->bytes = (double)nparams * (double)B->esize * (R->reads + R->writes);
-
   /* One untimed step first: the state buffers exist after it. */
   if ((st = optim_step(opt))) {
     fprintf(stderr, "optim-bench: step: %s\n", optim_errmsg(opt));
     goto out;
   }
+  /* The streams of a step: the parameter, its gradient, and the state
+   * buffers of the parameter's size, each read and written (smaller ones,
+   * such as a scalar accumulator, are not streams; larger ones, such as
+   * adam_cm's buffer of past momenta, of which a step writes one slot, are
+   * not counted either) */
+  int nbuf = 0, ns = optim_state_count(opt, 0);
+  for (int k = 0; k < ns; k++) {
+    int kind;
+    int64_t numel;
+    optim_state_info(opt, 0, k, NULL, &kind, &numel);
+    nbuf += kind == OPTIM_STATE_BUFFER && numel == (int64_t)len[0];
+  }
+  R->reads = 2 + nbuf;
+  R->writes = 1 + nbuf;
+  R->bytes = (double)nparams * (double)B->esize * (R->reads + R->writes);
 
   /* Same-stream roofline on the optimizer's own state buffers (float32
    * view: the bytes are what matter). */
@@ -241,9 +246,10 @@ static int run(const bench *B, size_t nparams, result *R)
     for (int k = 0; k < ns && b < 3; k++) {
       const char *nm;
       int kind;
+      int64_t numel;
       const void *data;
-      optim_state_info(opt, t, k, &nm, &kind, NULL);
-      if (kind != OPTIM_STATE_BUFFER) continue;
+      optim_state_info(opt, t, k, &nm, &kind, &numel);
+      if (kind != OPTIM_STATE_BUFFER || numel != (int64_t)len[t]) continue;
       optim_state_buffer(opt, t, nm, &data, NULL);
       sf[t][b++] = (float *)data; /* benchmark only: the library's own memory */
     }
