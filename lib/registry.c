@@ -16,6 +16,11 @@ extern const optim_alg optim__alg_soap;
 extern const optim_alg optim__alg_shampoo;
 extern const optim_alg optim__alg_adahessian;
 extern const optim_alg optim__alg_adagrad_norm;
+extern const optim_alg optim__alg_adabelief;
+extern const optim_alg optim__alg_lion;
+extern const optim_alg optim__alg_lion_k;
+extern const optim_alg optim__alg_tam;
+extern const optim_alg optim__alg_adatam;
 
 /* Order is the listing order of optim_algorithm_name(); append only. */
 static const optim_alg *const algs[] = {
@@ -31,6 +36,11 @@ static const optim_alg *const algs[] = {
   &optim__alg_shampoo,
   &optim__alg_adahessian,
   &optim__alg_adagrad_norm,
+  &optim__alg_adabelief,
+  &optim__alg_lion,
+  &optim__alg_lion_k,
+  &optim__alg_tam,
+  &optim__alg_adatam,
 };
 #define NALGS ((int)(sizeof algs / sizeof algs[0]))
 
