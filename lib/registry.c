@@ -20,6 +20,11 @@ extern const optim_alg optim__alg_adasvrg;
 extern const optim_alg optim__alg_adam_cm;
 extern const optim_alg optim__alg_igt;
 extern const optim_alg optim__alg_adam_igt;
+extern const optim_alg optim__alg_adabelief;
+extern const optim_alg optim__alg_lion;
+extern const optim_alg optim__alg_lion_k;
+extern const optim_alg optim__alg_tam;
+extern const optim_alg optim__alg_adatam;
 
 /* Order is the listing order of optim_algorithm_name(); append only. */
 static const optim_alg *const algs[] = {
@@ -39,6 +44,11 @@ static const optim_alg *const algs[] = {
   &optim__alg_adam_cm,
   &optim__alg_igt,
   &optim__alg_adam_igt,
+  &optim__alg_adabelief,
+  &optim__alg_lion,
+  &optim__alg_lion_k,
+  &optim__alg_tam,
+  &optim__alg_adatam,
 };
 #define NALGS ((int)(sizeof algs / sizeof algs[0]))
 

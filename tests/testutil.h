@@ -48,35 +48,40 @@ static inline uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
   return h;
 }
 
+/* Fold into h the state entries (names, scalars, buffers) of parameter i. */
+static inline uint64_t hash_param_state(uint64_t h, optim_optimizer *opt, int i)
+{
+  int dtype, ndim;
+  int64_t shape[OPTIM_MAX_DIMS];
+  optim_param_info(opt, i, NULL, NULL, &dtype, &ndim, shape);
+  int ns = optim_state_count(opt, i);
+  h = hash_bytes(h, &ns, sizeof ns);
+  for (int k = 0; k < ns; k++) {
+    const char *name;
+    int kind;
+    int64_t numel;
+    optim_state_info(opt, i, k, &name, &kind, &numel);
+    h = hash_bytes(h, name, strlen(name));
+    if (kind == OPTIM_STATE_SCALAR) {
+      int64_t v;
+      optim_state_scalar(opt, i, name, &v);
+      h = hash_bytes(h, &v, sizeof v);
+    } else {
+      const void *data;
+      optim_state_buffer(opt, i, name, &data, &numel);
+      h = hash_bytes(h, data, (size_t)numel * (dtype == OPTIM_FLOAT32 ? 4 : 8));
+    }
+  }
+  return h;
+}
+
 /* Hash of every hyperparameter-independent piece of optimizer state:
  * each parameter's state buffers and scalars, and its data. */
 static inline uint64_t hash_state(optim_optimizer *opt)
 {
   uint64_t h = 1469598103934665603ull;
   int np = optim_param_count(opt);
-  for (int i = 0; i < np; i++) {
-    int dtype, ndim;
-    int64_t shape[OPTIM_MAX_DIMS];
-    optim_param_info(opt, i, NULL, NULL, &dtype, &ndim, shape);
-    int ns = optim_state_count(opt, i);
-    h = hash_bytes(h, &ns, sizeof ns);
-    for (int k = 0; k < ns; k++) {
-      const char *name;
-      int kind;
-      int64_t numel;
-      optim_state_info(opt, i, k, &name, &kind, &numel);
-      h = hash_bytes(h, name, strlen(name));
-      if (kind == OPTIM_STATE_SCALAR) {
-        int64_t v;
-        optim_state_scalar(opt, i, name, &v);
-        h = hash_bytes(h, &v, sizeof v);
-      } else {
-        const void *data;
-        optim_state_buffer(opt, i, name, &data, &numel);
-        h = hash_bytes(h, data, (size_t)numel * (dtype == OPTIM_FLOAT32 ? 4 : 8));
-      }
-    }
-  }
+  for (int i = 0; i < np; i++) h = hash_param_state(h, opt, i);
   return h;
 }
 
