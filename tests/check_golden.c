@@ -189,6 +189,16 @@ static int is_matrix_alg(const char *alg)
          !strcmp(alg, "fismo") || !strcmp(alg, "soap") || !strcmp(alg, "shampoo");
 }
 
+/* Algorithms whose every element depends on a reduction over the tensor
+ * (tam and adatam's correlations: norms and dot products, accumulated in
+ * double here and in float32 by torch's normalize in the reference): the
+ * rounding of the reduction scales with the tensor, not with each element,
+ * so they are compared tensor-wise too. */
+static int is_reduction_alg(const char *alg)
+{
+  return !strcmp(alg, "tam") || !strcmp(alg, "adatam");
+}
+
 /* Element-wise |got - want| <= rtol * |want| (exact zeros must match) for
  * element-wise algorithms.  Algorithms built on matrix products (muon) are
  * compared tensor-wise, max |got - want| <= rtol * max |want|: the rounding
@@ -198,7 +208,7 @@ static void compare(const gcase *c, const gcheck *k, const void *got, size_t n)
 {
   double rtol = k->key[0] ? (c->dtype == OPTIM_FLOAT32 ? c->srtol32 : c->srtol64)
                           : (c->dtype == OPTIM_FLOAT32 ? c->rtol32 : c->rtol64);
-  int tensorwise = is_matrix_alg(c->alg);
+  int tensorwise = is_matrix_alg(c->alg) || is_reduction_alg(c->alg);
   double scale = 0;
   for (size_t i = 0; tensorwise && i < n; i++)
     if (fabs(k->v[i]) > scale) scale = fabs(k->v[i]);
@@ -317,7 +327,13 @@ int main(void)
   load_golden(GOLDEN_DIR "/shampoo.txt", 1e-5, 1e-9, 1e-3, 1e-8);
   /* AdaHessian: element-wise but for sums of short runs (exact here) */
   load_golden(GOLDEN_DIR "/adahessian.txt", 1e-6, 1e-12, 1e-6, 1e-12);
-  if (nbasic < 40 || nmuon < 30 || nnr < 40 || ncases - nbasic - nmuon - nnr < 30) {
+  /* The zoo (tests/golden/gen_zoo.py): element-wise rules, and per-tensor
+   * reductions (lion_k's l2/linf, tam's correlations) */
+  int nzoo0 = ncases;
+  load_golden(GOLDEN_DIR "/zoo.txt", 1e-6, 1e-12, 1e-6, 1e-12);
+  int nzoo = ncases - nzoo0;
+  if (nbasic < 40 || nmuon < 30 || nnr < 40 || ncases - nbasic - nmuon - nnr < 30 ||
+      nzoo < 100) {
     fprintf(stderr, "only %d golden cases found\n", ncases);
     return 1;
   }

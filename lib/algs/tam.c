@@ -166,8 +166,12 @@ static double cost(const optim_group *g, const optim_param *p)
     if (cosine) {                                                                             \
       double nm = sqrt(one[0]), ng = sqrt(one[1]);                                            \
       double corr = dot / ((nm > 1e-12 ? nm : 1e-12) * (ng > 1e-12 ? ng : 1e-12));            \
-      s[0] = (T)(k->decay_rate * (double)s[0] + (1 - k->decay_rate) * corr);                  \
-      w = (T)((1 + (double)s[0]) / 2 + k->eps);                                               \
+      /* the cosine in double; its average and the damping in the dtype, one  \
+       * rounding per operation as torch's tensor operations */               \
+      T c1 = (T)corr;                                                                         \
+      T s0 = s[0] * (T)k->decay_rate + (T)(1 - k->decay_rate) * c1;                           \
+      s[0] = s0;                                                                              \
+      w = ((T)1 + s0) / (T)2 + (T)k->eps;                                                     \
     }                                                                                         \
     const T tiny = (T)1e-12;                                                                  \
     for (size_t j = 0; !cosine && j < cols; j++) {                                            \

@@ -6,11 +6,15 @@ Usage (from the repository root; needs Debian's python3-torch 1.13 + numpy):
 
     /usr/bin/python3 tests/golden/gen_zoo.py > tests/golden/zoo.txt
     /usr/bin/python3 tests/golden/gen_zoo.py --xcheck DIR
+    /usr/bin/python3 tests/golden/gen_zoo.py --tolerance-study
 
-The second form writes no golden data: it runs every case it can through
-the authors' code found in DIR (not part of this repository; see
+The other forms write no golden data.  --xcheck runs every case it can
+through the authors' code found in DIR (not part of this repository; see
 tests/golden/README, "Zoo", for the files and commits) and prints how far
-those trajectories are from ours.
+those trajectories are from ours.  --tolerance-study reruns every case
+with the whole-tensor reductions in the parameter's dtype (torch's norm(),
+sum(), normalize(), as the authors' code) instead of double and prints how
+far the parameters and the state move.
 
 Our own reference implementations, written from ../shared/spec/optimizers.md
 sections 7-10 with the choices of the issue-8 design note (registry names,
@@ -33,8 +37,9 @@ double, summed correctly rounded (math.fsum), sqrt in double.
 A parameter without gradient at a step (listed `missing`) is skipped, as
 torch.optim does: no change to it or to its state, its step count does not
 advance (and it is left out of adam_cm's synced priority).  igt and
-adam_igt have no missing cases (see the README: the authors' code counts
-steps per group).
+adam_igt count n per parameter, as liboptim does (the authors' code counts
+it per group and crashes on a parameter missing at the first step):
+IGT_MISSING_CASES below.
 
 Registry names, options (defaults) and state (buffers of the parameter's
 dtype; scalars are integers):
@@ -96,10 +101,12 @@ adam_cm    lr=1e-3 beta1=0.9 beta2=0.999 eps=1e-8 decay=0.7 kappa=1 topc=5
            and for kappa != 0 buffer (topc*numel: slot k at k*numel, zeros
            while unfilled), buffer_sum, keys (topc, 0 while unfilled);
            scalars step, buffer_size, last_slot (kappa != 0)
-    priority n (double): synced: the sum, in registration order, of ||G||_2
-      of the group's parameters that have a gradient this step; else
-      ||G||_2 of this parameter.  Keys are kept in double (decayed in
-      double, compared in double) and written rounded to the dtype.
+    priority n: synced: the sum, in registration order, of ||G||_2 of the
+      group's parameters that have a gradient this step; else ||G||_2 of
+      this parameter; computed in double, then rounded to the dtype.  The
+      keys are a tensor of the dtype (as the reference's): n is stored and
+      compared rounded, keys = keys * decay is a multiplication in the
+      dtype (decay rounded to it).
     kappa != 0:
     0. wd != 0: p = p * (1 - lr*wd)
     1. first step: slot 0 = copy of g, keys[0] = n, buffer_size = 1,
@@ -152,8 +159,9 @@ relative); (c) adam_cm: step 1 moves p by the weight decay only; synced=true
 and synced=false give different trajectories on the two-parameter cases;
 (d) the adabelief SGD / rectified switch happens where expected; (e) IGT:
 the shifted point equals theta_n + tau_n (theta_n - theta_(n-1)) and plain
-igt with delta=1 averages all gradients, to rounding; (f) margins of the discrete decisions (signs of lion's c, the linf argmax,
-adam_cm's argmin and key comparisons): every one is far from a tie
+igt with delta=1 averages all gradients, to rounding; (f) margins of the
+discrete decisions (signs of lion's c, the linf argmax, adam_cm's argmin
+and key comparisons, adabelief's rho_t >= 5): every one is far from a tie
 relative to rounding (asserted > 1e-5 relative), so an implementation
 with another rounding order makes the same decisions.
 """
@@ -175,10 +183,24 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 DTYPES = goldenlib.DTYPES
-NP_DTYPES = {"f32": np.float32, "f64": np.float64}
-STEPS = 40
-CHECK_STEPS = (1, 2, 3, 4, 5, 6, 7, 10, 20, 30, 40)
+STEPS = 50
+CHECK_STEPS = (1, 2, 3, 4, 5, 6, 7, 10, 20, 30, 40, 50)
 MARGIN_MIN = 1e-5
+
+# igt / adam_igt with missing gradients: the authors' code counts n per
+# group (every step() of the group, gradient or not; a parameter missing at
+# the group's first step crashes it), the design note per parameter (a
+# parameter without gradient is skipped, its n unchanged).  liboptim counts
+# per parameter, like every torch.optim algorithm's step: True adds two cases
+# per algorithm and dtype with per-parameter n.
+IGT_MISSING_CASES = True
+
+# How the whole-tensor reductions are computed: "double" (the golden data:
+# double, correctly rounded sums) or, for --tolerance-study, "dtype" (torch
+# reductions in the parameter's dtype, as the authors' code does: norm(),
+# sum(), torch.nn.functional.normalize; adam_cm's priorities from norms in
+# the dtype).
+MODE = dict(reduce="double")
 
 # Defaults of our option names (the C registry's); the dict order is also
 # the order of the `options` field.  lr=None: required.
@@ -205,7 +227,7 @@ DEFAULTS = {
 ALGS = tuple(DEFAULTS)
 
 # Smallest relative margin of every kind of discrete decision, per dtype
-# (self-check (g)).
+# (self-check (f)).
 MARGINS = {}
 
 
@@ -232,6 +254,8 @@ def ddot(a, b):
 def normalize_dim0(x):
     """x / max(n, 1e-12), n the L2 norm of x along dim 0 (double, rounded
     to x's dtype): torch.nn.functional.normalize(x, dim=0) semantics."""
+    if MODE["reduce"] == "dtype":
+        return torch.nn.functional.normalize(x, p=2.0, dim=0)
     cols = x.reshape(x.shape[0], -1)
     n = [dnorm(dvals(cols[:, j])) for j in range(cols.shape[1])]
     n = torch.tensor(n, dtype=x.dtype).reshape((1,) + tuple(x.shape[1:]))
@@ -300,6 +324,8 @@ def grad_k(c, norm, dt):
     if max(a) == 0:
         return torch.zeros_like(c)
     if norm == "l2":
+        if MODE["reduce"] == "dtype":
+            return c / c.norm()
         return c / torch.tensor(dnorm(dvals(c)), dtype=c.dtype)
     assert norm == "linf", norm
     top = max(a)
@@ -343,6 +369,9 @@ def tam_corr(m, g, corr):
     if corr == "elementwise":
         return normalize_dim0(m) * normalize_dim0(g)
     assert corr == "cosine", corr
+    if MODE["reduce"] == "dtype":
+        return ((m * g).sum() / (m.norm().clamp_min(1e-12)
+                                 * g.norm().clamp_min(1e-12))).reshape(1)
     mv, gv = dvals(m), dvals(g)
     c = ddot(mv, gv) / (max(dnorm(mv), 1e-12) * max(dnorm(gv), 1e-12))
     return torch.tensor([c], dtype=m.dtype)
@@ -380,7 +409,17 @@ def tam_step(params, grads, states, o, dt, ada=False):
 # ----------------------------------------------------------------- Adam+CM
 
 def cm_priorities(grads, o):
-    """n of every parameter (None without gradient), in double."""
+    """n of every parameter (None without gradient), in double (in the
+    dtype for MODE reduce=dtype, as the authors' code)."""
+    if MODE["reduce"] == "dtype":
+        norms = [None if g is None else g.square().sum().sqrt()
+                 for g in grads]
+        tot = 0.0
+        for n in norms:
+            if n is not None:
+                tot = n + tot
+        return [None if n is None else float(tot if o["synced"] else n)
+                for n in norms]  # already in the dtype
     norms = [None if g is None else dnorm(dvals(g)) for g in grads]
     if not o["synced"]:
         return norms
@@ -401,6 +440,7 @@ def adam_cm_step(params, grads, states, o, dt):
     for p, g, st, n in zip(params, grads, states, prio):
         if g is None:
             continue
+        n = float(torch.tensor(n, dtype=p.dtype))  # rounded to the dtype
         if wd != 0:
             p.mul_(1 - lr * wd)
         m = st.get("exp_avg")
@@ -413,7 +453,7 @@ def adam_cm_step(params, grads, states, o, dt):
             if cm:
                 st["buffer"] = torch.zeros((topc,) + tuple(p.shape),
                                            dtype=p.dtype)
-                st["keys"] = [0.0] * topc
+                st["keys"] = torch.zeros(topc, dtype=p.dtype)
                 st["buffer"][0] = g
                 st["keys"][0] = n
                 st["buffer_size"] = 1
@@ -435,11 +475,14 @@ def adam_cm_step(params, grads, states, o, dt):
                     st["buffer_size"] = size + 1
                     st["buffer_sum"].add_(m)
                 else:
-                    kmin = min(keys)
-                    j = keys.index(kmin)
-                    others = [k for i, k in enumerate(keys) if i != j]
-                    note_margin("adam_cm argmin: (second - min) / second",
-                                dt, (min(others) - kmin) / min(others))
+                    kv = keys.tolist()
+                    kmin = min(kv)
+                    j = kv.index(kmin)
+                    others = [k for i, k in enumerate(kv) if i != j]
+                    if others:
+                        note_margin("adam_cm argmin: (second - min) / "
+                                    "second", dt,
+                                    (min(others) - kmin) / min(others))
                     note_margin("adam_cm n vs min key: |n - min| / max", dt,
                                 abs(n - kmin) / max(n, kmin))
                     st["last_slot"] = j
@@ -464,7 +507,7 @@ def adam_cm_step(params, grads, states, o, dt):
         else:
             denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
         if cm:
-            st["keys"] = [k * o["decay"] for k in st["keys"]]
+            st["keys"] = torch.mul(st["keys"], o["decay"])
         p.addcdiv_(a, denom, value=-(lr / bc1))
 
 
@@ -481,7 +524,8 @@ def igt_step(params, grads, states, o, dt):
                         o["weight_decay"])
     assert not o["nesterov"] or (mu > 0 and damp == 0)
     for p, g, st in zip(params, grads, states):
-        assert g is not None, "igt cases have no missing gradients"
+        if g is None:  # per-parameter n (IGT_MISSING_CASES)
+            continue
         if wd != 0:
             g = g.add(p, alpha=wd)
         if not st:
@@ -516,7 +560,8 @@ def adam_igt_step(params, grads, states, o, dt):
     lr, b1, b2, eps, wd = (o["lr"], o["beta1"], o["beta2"], o["eps"],
                            o["weight_decay"])
     for p, g, st in zip(params, grads, states):
-        assert g is not None, "adam_igt cases have no missing gradients"
+        if g is None:  # per-parameter n (IGT_MISSING_CASES)
+            continue
         if not st:
             st.update(step=0, igt_avg=torch.zeros_like(g).add_(g),
                       true_param=torch.zeros_like(p).add_(p),
@@ -576,8 +621,7 @@ def state_entries(alg, st, o):
         if o["kappa"] != 0:
             bufs += [("buffer", st["buffer"]),
                      ("buffer_sum", st["buffer_sum"]),
-                     ("keys", torch.tensor(st["keys"], dtype=st["exp_avg"]
-                                           .dtype))]
+                     ("keys", st["keys"])]
             scal += [("buffer_size", st["buffer_size"]),
                      ("last_slot", st["last_slot"])]
         return bufs, scal
@@ -719,6 +763,12 @@ def build_cases():
                  dict(mom, nesterov=True, weight_decay=0.01, delta=2.0)),
             case(G, dt, "two", "_hb_wd", dict(mom, weight_decay=0.01)),
         ]
+        if IGT_MISSING_CASES:
+            cases += [
+                case(G, dt, "two", "_missing", lr,
+                     missing={"a": [9], "b": [1, 5, 6]}),
+                case(G, dt, "two", "_hb_missing", mom,
+                     missing={"a": [9], "b": [1, 5, 6]})]
         G, lr = "adam_igt", dict(lr=1e-2)
         cases += [
             case(G, dt, "vec", "_defaults", {}),
@@ -728,6 +778,12 @@ def build_cases():
             case(G, dt, "two", "_wd_betas",
                  dict(lr, weight_decay=0.01, beta1=0.8, beta2=0.99)),
         ]
+        if IGT_MISSING_CASES:
+            cases += [
+                case(G, dt, "two", "_missing", lr,
+                     missing={"a": [9], "b": [1, 5, 6]}),
+                case(G, dt, "two", "_wd_missing", dict(lr, weight_decay=0.01),
+                     missing={"a": [9], "b": [3, 4]})]
     return cases
 
 
@@ -887,7 +943,7 @@ def igt_checks(cases, goldens):
     Returns the worst relative errors per dtype."""
     worst = {}
     for c in cases:
-        if c["alg"] not in ("igt", "adam_igt"):
+        if c["alg"] not in ("igt", "adam_igt") or c["missing"]:
             continue
         o, dt = c["opts"], c["dt"]
         names = [nm for nm, _ in c["shapes"]]
@@ -1112,6 +1168,49 @@ def numpy_check(cases, goldens):
     return worst
 
 
+# ------------------------------------------------------ tolerance study
+
+def elem_rel(a, b):
+    """max over elements of |a - b| / |b| (an exact zero must match)."""
+    a = torch.as_tensor(a).double().reshape(-1)
+    b = torch.as_tensor(b).double().reshape(-1)
+    d = (a - b).abs()
+    if ((b == 0) & (d != 0)).any():
+        return math.inf
+    nz = b != 0
+    return (d[nz] / b[nz].abs()).max().item() if nz.any() else 0.0
+
+
+def tolerance_study(cases, goldens):
+    """Rerun every case with the reductions in the dtype (MODE) and print
+    the worst element-wise and tensor-wise relative differences of the
+    parameters (check steps) and of each state buffer."""
+    MODE["reduce"] = "dtype"
+    worst = {}
+    for c in cases:
+        gold, rec = goldens[c["name"]], run_case(dict(c), None)
+        for key, b in gold.items():
+            what = key[0]
+            if what == "init" or isinstance(b, int) or (
+                    isinstance(what, int) and what not in CHECK_STEPS):
+                continue
+            kind = "params" if isinstance(what, int) else what
+            w = worst.setdefault((c["alg"], c["dt"]), {}).setdefault(
+                kind, [0.0, 0.0, ""])
+            e, t = elem_rel(rec[key], b), tensor_rel(rec[key], b)
+            if e > w[0]:
+                w[2] = c["name"]
+            w[0], w[1] = max(w[0], e), max(w[1], t)
+    MODE["reduce"] = "double"
+    print("reductions in the dtype instead of double: worst element-wise "
+          "(tensor-wise) relative difference, and the case of the "
+          "element-wise worst")
+    for (alg, dt), w in sorted(worst.items()):
+        for kind, (e, t, name) in w.items():
+            print("  %-9s %s %-16s %.2e (%.2e)  %s" % (alg, dt, kind, e, t,
+                                                     name))
+
+
 # --------------------------------------------------- the authors' code
 
 def load_module(name, path):
@@ -1257,6 +1356,10 @@ def xcheck(cases, goldens, refdir):
         seed = goldenlib.case_seed(c["name"])
         ps = [t.clone() for t in goldenlib.initial_values(
             c["shapes"], DTYPES[c["dt"]], seed)]
+        if c["alg"] in ("igt", "adam_igt") and c["missing"]:
+            print("  %-44s skipped: the authors' code counts n per group"
+                  % c["name"])
+            continue
         got = author_optimizer(mods, c, ps)
         if got is None:
             print("  %-44s no authors' code" % c["name"])
@@ -1280,20 +1383,23 @@ def xcheck(cases, goldens, refdir):
         dp = compare(gold, rec, steps_only=True)
         ds = compare(gold, {k: v for k, v in rec.items()},
                      keys=[k[0] for k in rec if not isinstance(k[0], int)])
+        de = max(elem_rel(rec[k], gold[k]) for k in gold
+                 if isinstance(k[0], int) and k[0] in CHECK_STEPS)
         nbit = sum(torch.equal(rec[k], gold[k]) for k in gold
                    if isinstance(k[0], int) and k[0] in CHECK_STEPS)
         ntot = sum(1 for k in gold if isinstance(k[0], int)
                    and k[0] in CHECK_STEPS)
-        print("  %-44s params %.2e  state %.2e  (%d/%d checks bit-identical)"
-              % (c["name"], dp, ds, nbit, ntot))
-        w = summary.setdefault((c["alg"], c["dt"]), [0.0, 0.0, 0, 0, 0])
-        w[0], w[1] = max(w[0], dp), max(w[1], ds)
+        print("  %-44s params %.2e (element-wise %.2e)  state %.2e  (%d/%d "
+              "checks bit-identical)" % (c["name"], dp, de, ds, nbit, ntot))
+        w = summary.setdefault((c["alg"], c["dt"]), [0.0, 0.0, 0, 0, 0, 0.0])
+        w[0], w[1], w[5] = max(w[0], dp), max(w[1], ds), max(w[5], de)
         w[2], w[3], w[4] = w[2] + 1, w[3] + nbit, w[4] + ntot
     print("worst tensor-wise relative difference to the authors' code "
           "(checks / final state):")
     for (alg, dt), w in sorted(summary.items()):
-        print("  %-9s %s: %2d cases, params %.2e, state %.2e, %d/%d checks "
-              "bit-identical" % (alg, dt, w[2], w[0], w[1], w[3], w[4]))
+        print("  %-9s %s: %2d cases, params %.2e (element-wise %.2e), state "
+              "%.2e, %d/%d checks bit-identical"
+              % (alg, dt, w[2], w[0], w[5], w[1], w[3], w[4]))
 
 
 # ----------------------------------------------------------------- main
@@ -1316,7 +1422,10 @@ def main():
         if args[:1] == ["--xcheck"]:
             xcheck(cases, goldens, args[1])
             return
-        assert not args, "usage: gen_zoo.py [--xcheck DIR]"
+        if args == ["--tolerance-study"]:
+            tolerance_study(cases, goldens)
+            return
+        assert not args, "usage: gen_zoo.py [--xcheck DIR | --tolerance-study]"
         nb = torch_adam_check(cases, goldens)
         nc = numpy_check(cases, goldens)
         n1, n2 = cm_checks(cases, goldens)
