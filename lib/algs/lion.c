@@ -10,8 +10,8 @@
  * K = l1 norm: gradK = sign (Lion itself, the fused element-wise kernel);
  * l2: c / ||c||_2; linf: sign(c_j) / |J| on the entries J where |c_j| is
  * largest.  The last two need the whole tensor: two passes, the first
- * reducing c (in double, in index order), the second recomputing c and
- * updating. */
+ * reducing c (sums in double, in a fixed order), the second recomputing c
+ * and updating. */
 #include <math.h>
 #include <stdio.h>
 
@@ -125,42 +125,73 @@ static int lion_k_accept(const optim_group *g, const optim_param *p, char *msg, 
 }
 
 /* Pass 1 reduces c: the sum of squares in double (l2), or max |c| and the
- * number of entries reaching it (linf); pass 2 recomputes c (the same
- * expression, so the same values) and steps with D = k * c (l2) or
- * D = k * sign(c) on the maximal entries (linf). */
-#define LION_K_IMPL(T, SFX)                                                               \
-  static void lion_k_##SFX(T *restrict p, const T *restrict g, T *restrict m, size_t n,   \
-                           const double *c, int zero, int norm)                           \
-  {                                                                                       \
-    const T b1 = (T)c[C_B1], a1 = (T)c[C_1MB1], b2 = (T)c[C_B2], a2 = (T)c[C_1MB2];       \
-    const T decay = (T)c[C_DECAY], gs = (T)c[C_GSCALE];                                   \
-    double ss = 0;                                                                        \
-    T top = 0;                                                                            \
-    size_t ties = 0;                                                                      \
-    for (size_t i = 0; i < n; i++) {                                                      \
-      T ci = m[i] * b1 + (OPTIM_GRAD(T, g, i, zero) * gs) * a1;                           \
-      T a = ci < 0 ? -ci : ci;                                                            \
-      ss += (double)ci * (double)ci;                                                      \
-      if (a > top) {                                                                      \
-        top = a;                                                                          \
-        ties = 1;                                                                         \
-      } else if (a == top) {                                                              \
-        ties++;                                                                           \
-      }                                                                                   \
-    }                                                                                     \
-    /* the step on each moved entry: -lr/||c||_2 (times c), -lr/|J| (times sign c) */     \
-    T k = 0;                                                                              \
-    if (norm == NORM_L2 && ss > 0) k = (T)(c[C_STEP] / sqrt(ss));                         \
-    if (norm == NORM_LINF && top > 0) k = (T)(c[C_STEP] / (double)ties);                  \
-    for (size_t i = 0; i < n; i++) {                                                      \
-      T gi = OPTIM_GRAD(T, g, i, zero) * gs;                                              \
-      T mi = m[i];                                                                        \
-      T ci = mi * b1 + gi * a1;                                                           \
-      T a = ci < 0 ? -ci : ci;                                                            \
-      T d = norm == NORM_L2 ? ci : (a == top) ? (T)(ci > 0) - (T)(ci < 0) : (T)0;         \
-      p[i] = p[i] * decay + k * d;                                                        \
-      m[i] = mi * b2 + a2 * gi;                                                           \
-    }                                                                                     \
+ * number of entries reaching it (linf), entry i into lane i % LANES (the
+ * lanes vectorize; fixed order, so the result does not depend on threads),
+ * lanes combined in order.  Pass 2 recomputes c (the same expression, so
+ * the same values) and steps with D = k * c (l2) or D = k * sign(c) on the
+ * maximal entries (linf). */
+#define LANES 8
+#define LION_K_IMPL(T, SFX)                                                                 \
+  OPTIM_CLONES static void lion_k_reduce_##SFX(const T *restrict g, const T *restrict m,    \
+                                               size_t n, const double *c, int zero,         \
+                                               double *ss_out, T *top_out,                  \
+                                               int64_t *ties_out)                           \
+  {                                                                                         \
+    const T b1 = (T)c[C_B1], a1 = (T)c[C_1MB1], gs = (T)c[C_GSCALE];                        \
+    double ss[LANES] = {0};                                                                 \
+    T top[LANES] = {0};                                                                     \
+    int64_t ties[LANES] = {0};                                                              \
+    size_t i = 0;                                                                           \
+    for (; i + LANES <= n; i += LANES)                                                      \
+      for (size_t l = 0; l < LANES; l++) {                                                  \
+        T ci = m[i + l] * b1 + (OPTIM_GRAD(T, g, i + l, zero) * gs) * a1;                   \
+        T a = ci < 0 ? -ci : ci;                                                            \
+        ss[l] += (double)ci * (double)ci;                                                   \
+        ties[l] = a > top[l] ? 1 : a == top[l] ? ties[l] + 1 : ties[l];                     \
+        top[l] = a > top[l] ? a : top[l];                                                   \
+      }                                                                                     \
+    for (size_t l = 0; i < n; i++, l++) {                                                   \
+      T ci = m[i] * b1 + (OPTIM_GRAD(T, g, i, zero) * gs) * a1;                             \
+      T a = ci < 0 ? -ci : ci;                                                              \
+      ss[l] += (double)ci * (double)ci;                                                     \
+      ties[l] = a > top[l] ? 1 : a == top[l] ? ties[l] + 1 : ties[l];                       \
+      top[l] = a > top[l] ? a : top[l];                                                     \
+    }                                                                                       \
+    double sum = 0;                                                                         \
+    T mx = 0;                                                                               \
+    int64_t cnt = 0;                                                                        \
+    for (size_t l = 0; l < LANES; l++) {                                                    \
+      sum += ss[l];                                                                         \
+      mx = top[l] > mx ? top[l] : mx;                                                       \
+    }                                                                                       \
+    for (size_t l = 0; l < LANES; l++) cnt += top[l] == mx ? ties[l] : 0;                   \
+    *ss_out = sum;                                                                          \
+    *top_out = mx;                                                                          \
+    *ties_out = cnt;                                                                        \
+  }                                                                                         \
+  OPTIM_CLONES static void lion_k_##SFX(T *restrict p, const T *restrict g, T *restrict m,  \
+                                        size_t n, const double *c, int zero, int norm)      \
+  {                                                                                         \
+    const T b1 = (T)c[C_B1], a1 = (T)c[C_1MB1], b2 = (T)c[C_B2], a2 = (T)c[C_1MB2];         \
+    const T decay = (T)c[C_DECAY], gs = (T)c[C_GSCALE];                                     \
+    double ss;                                                                              \
+    T top;                                                                                  \
+    int64_t ties;                                                                           \
+    lion_k_reduce_##SFX(g, m, n, c, zero, &ss, &top, &ties);                                \
+    /* the step on each moved entry: -lr/||c||_2 (times c), -lr/|J| (times sign c) */      \
+    T k = 0;                                                                                \
+    if (norm == NORM_L2 && ss > 0) k = (T)(c[C_STEP] / sqrt(ss));                           \
+    if (norm == NORM_LINF && top > 0) k = (T)(c[C_STEP] / (double)ties);                    \
+    for (size_t i = 0; i < n; i++) {                                                        \
+      T gi = OPTIM_GRAD(T, g, i, zero) * gs;                                                \
+      T mi = m[i];                                                                          \
+      T ci = mi * b1 + gi * a1;                                                             \
+      T a = ci < 0 ? -ci : ci;                                                              \
+      T sg = (T)(ci > 0) - (T)(ci < 0);                                                     \
+      T d = norm == NORM_L2 ? ci : a == top ? sg : (T)0;                                    \
+      p[i] = p[i] * decay + k * d;                                                          \
+      m[i] = mi * b2 + a2 * gi;                                                             \
+    }                                                                                       \
   }
 
 LION_K_IMPL(float, f32)

@@ -15,7 +15,7 @@
  * L2-normalized along dim 0 (torch.nn.functional.normalize), one s per
  * element, and tam's m starting as a copy of the first gradient.
  * Both need reductions over the tensor: whole-tensor steps, sums in double
- * in index order. */
+ * in a fixed order (independent of threads). */
 #include <math.h>
 
 #include "matrix.h"
@@ -104,6 +104,9 @@ static void layout(const optim_group *g, const optim_param *p, state_layout *out
   out->n = n;
 }
 
+/* Per-step values of pass 2. */
+enum { C_GSCALE, C_B1, C_B2, C_1MB2, C_EPS, C_STEP, C_DECAY, C_LW, C_COSINE, C_W, C_COUNT };
+
 /* The columns of normalize(x, dim=0): dim 0 is reduced, the rest kept. */
 static size_t columns(const optim_param *p)
 {
@@ -121,98 +124,187 @@ static double cost(const optim_group *g, const optim_param *p)
   return (g->alg->hp == adatam_hps ? 16.0 : 12.0) * (double)p->numel;
 }
 
-/* One step in the dtype T.  Pass 1 reduces.  Cosine: <m, g>, |m|^2 and
- * |g|^2, then the scalar chain (corr, s, the weight w = (1 + s)/2 + eps) in
- * double, s rounded to T as stored.  Elementwise: the squares of each
- * column of m and g (tam's first step copies g into m first), whose roots
- * clamped at 1e-12 (torch's normalize) divide m and g in pass 2, where s
- * follows torch's lerp in T.  Pass 2 updates m, v and p in the reference's
- * order; for cosine the tensor is one "row". */
-#define TAM_IMPL(T, SFX, SQRT)                                                                \
-  static void tam_##SFX(const tam_cfg *k, optim_param *P, void *work)                         \
+/* Sums in double in a fixed order whatever the threads: entry i goes to
+ * lane i % TAM_LANES (the lanes vectorize), the lanes are added in order. */
+#define TAM_LANES 8
+
+/* Pass 1: with one column (cosine, or a vector), <m, g>, |m|^2 and |g|^2
+ * into dot, cm[0], cg[0]; otherwise the squares of each column of m and g
+ * (rows of len = ncol elements) into cm[], cg[].  tam's elementwise first
+ * step copies g into m first (kozistr: m starts as the gradient). */
+#define TAM_REDUCE(T, SFX)                                                                    \
+  OPTIM_CLONES static void tam_reduce_##SFX(T *restrict m, const T *restrict g, size_t n,     \
+                                            size_t len, int copy, int zero, T gs,            \
+                                            double *restrict cm, double *restrict cg,        \
+                                            double *restrict dot)                             \
   {                                                                                           \
-    const size_t n = P->numel;                                                                \
-    T *restrict p = P->data, *restrict m = P->state[1].buf;                                   \
-    T *restrict v = k->ada ? P->state[2].buf : NULL;                                          \
-    T *restrict s = P->state[k->ada ? 3 : 2].buf;                                             \
-    const T *restrict g = P->grad;                                                            \
-    const int zero = P->zero_nonfinite, cosine = k->corr == CORR_COSINE;                      \
-    const int64_t t = ++P->state[0].scalar;                                                   \
-    const T gs = (T)P->gscale, b1 = (T)k->b1, b2 = (T)k->b2, a2 = (T)(1 - k->b2);             \
-    const T eps = (T)k->eps, step = (T)-k->lr, decay = (T)k->decay;                           \
-    const size_t cols = cosine ? n : columns(P);                                              \
-    char *wk = work;                                                                          \
-    double one[2] = {0, 0}; /* cosine: |m|^2, |g|^2 */                                        \
-    double *cm = cosine ? one : optim__carve(&wk, cols * sizeof(double));                     \
-    double *cg = cosine ? one + 1 : optim__carve(&wk, cols * sizeof(double));                 \
-    double dot = 0;                                                                           \
-    const int first_copy = !cosine && !k->ada && t == 1; /* tam's m starts as the gradient */ \
-    for (size_t j = 0; !cosine && j < cols; j++) cm[j] = cg[j] = 0;                           \
-    for (size_t r = 0; r < n; r += cols)                                                      \
-      for (size_t j = 0; j < cols; j++) {                                                     \
-        T gi = OPTIM_GRAD(T, g, r + j, zero) * gs;                                            \
-        if (first_copy) m[r + j] = gi;                                                        \
-        double md = (double)m[r + j], gd = (double)gi;                                        \
-        if (cosine) {                                                                         \
-          dot += md * gd;                                                                     \
-          one[0] += md * md;                                                                  \
-          one[1] += gd * gd;                                                                  \
-        } else {                                                                              \
-          cm[j] += md * md;                                                                   \
-          cg[j] += gd * gd;                                                                   \
+    if (len < n) {                                                                            \
+      for (size_t j = 0; j < len; j++) cm[j] = cg[j] = 0;                                     \
+      for (size_t r = 0; r < n; r += len)                                                     \
+        for (size_t j = 0; j < len; j++) {                                                    \
+          T gi = OPTIM_GRAD(T, g, r + j, zero) * gs;                                          \
+          if (copy) m[r + j] = gi;                                                            \
+          cm[j] += (double)m[r + j] * (double)m[r + j];                                       \
+          cg[j] += (double)gi * (double)gi;                                                   \
         }                                                                                     \
-      }                                                                                       \
-    T w = 0;                                                                                  \
-    if (cosine) {                                                                             \
-      double nm = sqrt(one[0]), ng = sqrt(one[1]);                                            \
-      double corr = dot / ((nm > 1e-12 ? nm : 1e-12) * (ng > 1e-12 ? ng : 1e-12));            \
-      /* the cosine in double; its average and the damping in the dtype, one  \
-       * rounding per operation as torch's tensor operations */               \
-      T c1 = (T)corr;                                                                         \
-      T s0 = s[0] * (T)k->decay_rate + (T)(1 - k->decay_rate) * c1;                           \
-      s[0] = s0;                                                                              \
-      w = ((T)1 + s0) / (T)2 + (T)k->eps;                                                     \
+      return;                                                                                 \
     }                                                                                         \
-    const T tiny = (T)1e-12;                                                                  \
-    for (size_t j = 0; !cosine && j < cols; j++) {                                            \
-      T a = (T)sqrt(cm[j]), b = (T)sqrt(cg[j]);                                               \
-      cm[j] = (double)(a > tiny ? a : tiny);                                                  \
-      cg[j] = (double)(b > tiny ? b : tiny);                                                  \
-    }                                                                                         \
-    const T lw = (T)(1 - k->decay_rate), lw1 = (T)1 - lw;                                     \
-    for (size_t r = 0; r < n; r += cols)                                                      \
-      for (size_t j = 0; j < cols; j++) {                                                     \
-        const size_t i = r + j;                                                               \
-        T gi = OPTIM_GRAD(T, g, i, zero) * gs;                                                \
-        T pi = p[i] * decay, d;                                                               \
-        if (cosine) {                                                                         \
-          d = w * gi;                                                                         \
-        } else {                                                                              \
-          T corr = (m[i] / (T)cm[j]) * (gi / (T)cg[j]);                                       \
-          T si = LERP(s[i], corr, lw, lw1);                                                   \
-          s[i] = si;                                                                          \
-          d = (((T)1 + si) / (T)2 + eps) * gi;                                                \
-        }                                                                                     \
-        T mi = m[i] * b1 + d;                                                                 \
-        m[i] = mi;                                                                            \
-        if (v) {                                                                              \
-          T vi = v[i] * b2 + a2 * gi * gi;                                                    \
-          v[i] = vi;                                                                          \
-          p[i] = pi + step * mi / (SQRT(vi) + eps);                                           \
-        } else {                                                                              \
-          p[i] = pi + step * mi;                                                              \
-        }                                                                                     \
+    double ad[TAM_LANES] = {0}, am[TAM_LANES] = {0}, ag[TAM_LANES] = {0};                     \
+    size_t i = 0;                                                                             \
+    for (; i + TAM_LANES <= n; i += TAM_LANES)                                                \
+      for (size_t l = 0; l < TAM_LANES; l++) {                                                \
+        T gi = OPTIM_GRAD(T, g, i + l, zero) * gs;                                            \
+        if (copy) m[i + l] = gi;                                                              \
+        double md = (double)m[i + l], gd = (double)gi;                                        \
+        ad[l] += md * gd;                                                                     \
+        am[l] += md * md;                                                                     \
+        ag[l] += gd * gd;                                                                     \
       }                                                                                       \
+    for (size_t l = 0; i < n; i++, l++) {                                                     \
+      T gi = OPTIM_GRAD(T, g, i, zero) * gs;                                                  \
+      if (copy) m[i] = gi;                                                                    \
+      double md = (double)m[i], gd = (double)gi;                                              \
+      ad[l] += md * gd;                                                                       \
+      am[l] += md * md;                                                                       \
+      ag[l] += gd * gd;                                                                       \
+    }                                                                                         \
+    *dot = cm[0] = cg[0] = 0;                                                                 \
+    for (size_t l = 0; l < TAM_LANES; l++) {                                                  \
+      *dot += ad[l];                                                                          \
+      cm[0] += am[l];                                                                         \
+      cg[0] += ag[l];                                                                         \
+    }                                                                                         \
   }
 
-TAM_IMPL(float, f32, sqrtf)
-TAM_IMPL(double, f64, sqrt)
+/* The end of an element's step, from its new m (adatam when ADA). */
+#define TAM_TAIL(T, SQRT, ADA)                                                                \
+  T mi = m[i] * b1 + d;                                                                       \
+  m[i] = mi;                                                                                  \
+  if (ADA) {                                                                                  \
+    T vi = v[i] * b2 + a2 * gi * gi;                                                          \
+    v[i] = vi;                                                                                \
+    p[i] = pi + step * mi / (SQRT(vi) + eps);                                                 \
+  } else {                                                                                    \
+    p[i] = pi + step * mi;                                                                    \
+  }
+
+/* Pass 2 with the scalar weight w (cosine), and with the elementwise
+ * correlation: m and g divided by their column norms dm[], dg[] (dm[0],
+ * dg[0] for all when len == n), s by torch's lerp in T. */
+#define TAM_COSINE_LOOP(T, SQRT, ADA)                                                         \
+  for (size_t i = 0; i < n; i++) {                                                            \
+    T gi = OPTIM_GRAD(T, g, i, zero) * gs, pi = p[i] * decay, d = w * gi;                     \
+    TAM_TAIL(T, SQRT, ADA)                                                                    \
+  }
+#define TAM_ELEM_LOOP(T, SQRT, ADA, C)                                                        \
+  for (size_t r = 0; r < n; r += len)                                                         \
+    for (size_t j = 0; j < len; j++) {                                                        \
+      const size_t i = r + j;                                                                 \
+      T gi = OPTIM_GRAD(T, g, i, zero) * gs, pi = p[i] * decay;                               \
+      T corr = (m[i] / (T)dm[C]) * (gi / (T)dg[C]);                                           \
+      T si = LERP(s[i], corr, lw, lw1);                                                       \
+      s[i] = si;                                                                              \
+      T d = (((T)1 + si) / (T)2 + eps) * gi;                                                  \
+      TAM_TAIL(T, SQRT, ADA)                                                                  \
+    }
+#define TAM_APPLY(T, SFX, SQRT)                                                               \
+  OPTIM_CLONES static void tam_apply_##SFX(T *restrict p, const T *restrict g,               \
+                                           T *restrict m, T *restrict v, T *restrict s,      \
+                                           size_t n, size_t len, const double *restrict dm,  \
+                                           const double *restrict dg, const double *c,       \
+                                           int zero)                                          \
+  {                                                                                           \
+    const T gs = (T)c[C_GSCALE], b1 = (T)c[C_B1], b2 = (T)c[C_B2], a2 = (T)c[C_1MB2];         \
+    const T eps = (T)c[C_EPS], step = (T)c[C_STEP], decay = (T)c[C_DECAY], w = (T)c[C_W];     \
+    const T lw = (T)c[C_LW], lw1 = (T)1 - lw;                                                 \
+    if (c[C_COSINE] != 0) {                                                                   \
+      if (v) { TAM_COSINE_LOOP(T, SQRT, 1) }                                                  \
+      else { TAM_COSINE_LOOP(T, SQRT, 0) }                                                    \
+    } else if (len == n) {                                                                    \
+      if (v) { TAM_ELEM_LOOP(T, SQRT, 1, 0) }                                                 \
+      else { TAM_ELEM_LOOP(T, SQRT, 0, 0) }                                                   \
+    } else {                                                                                  \
+      if (v) { TAM_ELEM_LOOP(T, SQRT, 1, j) }                                                 \
+      else { TAM_ELEM_LOOP(T, SQRT, 0, j) }                                                   \
+    }                                                                                         \
+  }
+
+TAM_REDUCE(float, f32)
+TAM_REDUCE(double, f64)
+TAM_APPLY(float, f32, sqrtf)
+TAM_APPLY(double, f64, sqrt)
+
+/* One step: pass 1 reduces; the scalar chain of cosine (corr, s, the
+ * weight w = (1 + s)/2 + eps) runs in double, s rounded to the dtype as
+ * stored; elementwise takes the column norms clamped at 1e-12 in the
+ * dtype (torch's normalize); pass 2 updates s, m, v and p. */
+static void tam_step(const tam_cfg *k, optim_param *P, void *work)
+{
+  const size_t n = P->numel;
+  const int f32 = P->dtype == OPTIM_FLOAT32, cosine = k->corr == CORR_COSINE;
+  void *s = P->state[k->ada ? 3 : 2].buf, *v = k->ada ? P->state[2].buf : NULL;
+  const int64_t t = ++P->state[0].scalar;
+  /* ncol columns (1: the whole tensor), rows of len elements */
+  const size_t ncol = cosine ? 1 : columns(P), len = ncol == 1 ? n : ncol;
+  char *wk = work;
+  double one[2], dot = 0;
+  double *cm = ncol == 1 ? one : optim__carve(&wk, ncol * sizeof(double));
+  double *cg = ncol == 1 ? one + 1 : optim__carve(&wk, ncol * sizeof(double));
+  const int copy = !cosine && !k->ada && t == 1;
+  if (f32)
+    tam_reduce_f32(P->state[1].buf, P->grad, n, len, copy, P->zero_nonfinite, (float)P->gscale,
+                   cm, cg, &dot);
+  else
+    tam_reduce_f64(P->state[1].buf, P->grad, n, len, copy, P->zero_nonfinite, P->gscale, cm,
+                   cg, &dot);
+  double c[C_COUNT];
+  c[C_GSCALE] = P->gscale;
+  c[C_B1] = k->b1;
+  c[C_B2] = k->b2;
+  c[C_1MB2] = 1 - k->b2;
+  c[C_EPS] = k->eps;
+  c[C_STEP] = -k->lr;
+  c[C_DECAY] = k->decay;
+  c[C_LW] = 1 - k->decay_rate;
+  c[C_COSINE] = cosine;
+  c[C_W] = 0;
+  if (cosine) {
+    double nm = sqrt(cm[0]), ng = sqrt(cg[0]);
+    double corr = dot / ((nm > 1e-12 ? nm : 1e-12) * (ng > 1e-12 ? ng : 1e-12));
+    /* the cosine in double; its running average and the damping in the
+     * dtype, one rounding per operation as torch's tensor operations */
+    if (f32) {
+      float c1 = (float)corr, s0 = *(float *)s * (float)k->decay_rate +
+                                   (float)(1 - k->decay_rate) * c1;
+      *(float *)s = s0;
+      c[C_W] = (double)((1.0f + s0) / 2.0f + (float)k->eps);
+    } else {
+      double s0 = *(double *)s * k->decay_rate + (1 - k->decay_rate) * corr;
+      *(double *)s = s0;
+      c[C_W] = (1 + s0) / 2 + k->eps;
+    }
+  } else {
+    for (size_t j = 0; j < ncol; j++) { /* the norms as torch has them: in the dtype */
+      double a = sqrt(cm[j]), b = sqrt(cg[j]);
+      if (f32) {
+        a = (double)(float)a;
+        b = (double)(float)b;
+      }
+      const double tiny = f32 ? (double)1e-12f : 1e-12;
+      cm[j] = a > tiny ? a : tiny;
+      cg[j] = b > tiny ? b : tiny;
+    }
+  }
+  if (f32)
+    tam_apply_f32(P->data, P->grad, P->state[1].buf, v, s, n, len, cm, cg, c, P->zero_nonfinite);
+  else
+    tam_apply_f64(P->data, P->grad, P->state[1].buf, v, s, n, len, cm, cg, c, P->zero_nonfinite);
+}
 
 static int param_step(const optim_group *g, optim_param *p, void *work)
 {
   tam_cfg k = config(g, p);
-  if (p->dtype == OPTIM_FLOAT32) tam_f32(&k, p, work);
-  else tam_f64(&k, p, work);
+  tam_step(&k, p, work);
   return 0;
 }
 
