@@ -89,9 +89,20 @@ static void run_kernels(optim_optimizer *opt, const int *list, int n, size_t tot
   }
 }
 
+/* Whether the step computes the norm of p's gradient (clipping, or an
+ * algorithm that reads norms) in a way that also detects non-finite
+ * values: its sum of squares, which is non-finite when a value is. */
+static int norm_scans(const optim_optimizer *opt, const optim_param *p)
+{
+  const optim_group *g = &opt->groups[p->group];
+  return (opt->clip_norm > 0 || g->clip_norm > 0 || g->alg->needs_norms) && !g->alg->sumsq &&
+         p->len == p->numel;
+}
+
 /* Every check of a step; marks groups to skip (nonfinite=skip).  Changes
- * no parameter or state. */
-static int check_step(optim_optimizer *opt)
+ * no parameter or state.  fused: the gradients whose norm the step
+ * computes are left to norm_pass, which checks them in the same read. */
+static int check_step(optim_optimizer *opt, int fused)
 {
   for (int g = 0; g < opt->ngroups; g++) {
     int st = optim__group_check(&opt->groups[g], opt->errmsg, sizeof opt->errmsg);
@@ -122,7 +133,8 @@ static int check_step(optim_optimizer *opt)
   size_t total = 0;
   for (int i = 0; i < opt->nparams; i++) {
     const optim_param *p = &opt->params[i];
-    if (p->grad && !p->frozen && opt->groups[p->group].nonfinite != NONFINITE_ZERO) {
+    if (p->grad && !p->frozen && opt->groups[p->group].nonfinite != NONFINITE_ZERO &&
+        !(fused && norm_scans(opt, p))) {
       list[n++] = i;
       total += p->len;
     }
@@ -349,6 +361,22 @@ static int norm_pass(optim_optimizer *opt, int failed)
     part[k] = 0;
     part[list[k]] = v;
   }
+  /* The non-finite check check_step left to this pass: a non-finite sum
+   * of squares means a non-finite value (or, for float64, squares past
+   * the double range: confirmed by a scan). */
+  for (int k = 0; k < n; k++) {
+    optim_param *p = &opt->params[list[k]];
+    optim_group *g = &opt->groups[p->group];
+    if (isfinite(part[list[k]]) || g->nonfinite == NONFINITE_ZERO || !norm_scans(opt, p) ||
+        !optim__nonfinite(p->dtype, p->kgrad, 0, p->len))
+      continue;
+    if (g->nonfinite == NONFINITE_ERROR)
+      return optim__fail(opt, OPTIM_ENONFINITE,
+                         "gradient of '%s' holds NaN or infinity (group %d, "
+                         "nonfinite=error): nothing was changed",
+                         p->name, p->group);
+    g->skip_now = 1; /* (apply_norms leaves the group out) */
+  }
   return OPTIM_OK;
 }
 
@@ -410,7 +438,7 @@ int optim_validate(optim_optimizer *opt)
 {
   if (!optim__valid(opt)) return OPTIM_EINVAL;
   optim__clear(opt);
-  return check_step(opt);
+  return check_step(opt, 0);
 }
 
 /* A parameter steps now: it has a gradient (or its algorithm steps it
@@ -495,7 +523,7 @@ int optim_step_prepare(optim_optimizer *opt, double grad_scale)
   if (!(grad_scale > 0) || !isfinite(grad_scale))
     st = optim__fail(opt, OPTIM_ERANGE, "grad_scale must be finite and positive (got %g)",
                      grad_scale);
-  if (!st) st = check_step(opt);
+  if (!st) st = check_step(opt, 1);
   if (!st) st = run_hvp(opt);
   for (int i = 0; !st && i < opt->nparams; i++) {
     optim_param *p = &opt->params[i];

@@ -143,6 +143,35 @@ START_TEST(test_clip_nonfinite_and_ranges)
   ck_assert(x[1] == 0);
   optim_destroy(o);
 
+  /* the norm's read is also the non-finite check of those gradients:
+   * error and skip policies, optim_validate, and squares past the double
+   * range (finite values: not an error) */
+  o = make("adagrad_norm", NULL);
+  int g1;
+  ck_assert_int_eq(optim_add_group(o, "sgd", &g1), OPTIM_OK);
+  ck_assert_int_eq(optim_configure(o, g1, "lr=1,nonfinite=skip"), OPTIM_OK);
+  double u[2] = {1, 2}, gu[2] = {1, INFINITY}, w[2] = {1, 2}, gw[2] = {NAN, 1};
+  add(o, 0, "u", u, gu, 2);
+  add(o, g1, "w", w, gw, 2);
+  ck_assert_int_eq(optim_set_clip_norm(o, 1), OPTIM_OK);
+  ck_assert_int_eq(optim_validate(o), OPTIM_ENONFINITE);
+  ck_assert_int_eq(optim_step(o), OPTIM_ENONFINITE);
+  ck_assert(strstr(optim_errmsg(o), "'u'") != NULL);
+  ck_assert(u[0] == 1 && w[0] == 1);
+  gu[1] = 1; /* now only the skip group's gradient is bad */
+  ck_assert_int_eq(optim_step(o), OPTIM_OK);
+  ck_assert(w[0] == 1 && w[1] == 2 && u[0] != 1);
+  int64_t skipped;
+  ck_assert_int_eq(optim_get_counter(o, g1, "skipped", &skipped), OPTIM_OK);
+  ck_assert_int_eq(skipped, 1);
+  optim_destroy(o);
+  o = make("sgd", "lr=1,clip_norm=1");
+  double big[2] = {0, 0}, gbig[2] = {1e200, 1e200};
+  add(o, 0, "big", big, gbig, 2);
+  ck_assert_int_eq(optim_step(o), OPTIM_OK); /* norm inf: torch's factor 0 */
+  ck_assert(big[0] == 0);
+  optim_destroy(o);
+
   o = make("sgd", "lr=1,clip_norm=1");
   double y[4] = {1, 2, 3, 4}, gy[4] = {1, 1, 1, 1};
   add(o, 0, "y", y, gy, 4);
