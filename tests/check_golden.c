@@ -46,29 +46,6 @@ typedef struct gcase {
 static gcase *cases;
 static int ncases;
 
-/* Parse n values (all of them up to the end of the line when n is 0);
- * *count receives how many were read. */
-static double *parse_values(char *s, size_t n, size_t *count)
-{
-  size_t cap = n ? n : 64, k = 0;
-  double *v = malloc(sizeof *v * cap);
-  for (;;) {
-    char *end;
-    double x = strtod(s, &end);
-    if (end == s) break;
-    if (k == cap) v = realloc(v, sizeof *v * (cap *= 2));
-    v[k++] = x;
-    s = end;
-    if (n && k == n) break;
-  }
-  if (count) *count = k;
-  if (n && k != n) {
-    free(v);
-    return NULL;
-  }
-  return v;
-}
-
 static int find_param(const gcase *c, const char *name)
 {
   for (int i = 0; i < c->np; i++)
@@ -135,7 +112,7 @@ static void load_golden(const char *path, double rtol32, double rtol64, double s
       int n = 0;
       sscanf(rest, "%63s%n", name, &n);
       gparam *p = &c->p[find_param(c, name)];
-      p->init = parse_values(rest + n, p->n, NULL);
+      p->init = golden_values(rest + n, p->n, NULL);
     } else if (!strcmp(word, "missing")) {
       int n = 0, m = 0, k;
       sscanf(rest, "%63s%n", name, &n);
@@ -161,7 +138,7 @@ static void load_golden(const char *path, double rtol32, double rtol64, double s
       } else {
         /* parameter values: one per element; state buffers: as many as
          * the algorithm keeps (a per-row moment is shorter) */
-        k->v = parse_values(rest + n, k->key[0] ? 0 : c->p[k->param].n, &k->nv);
+        k->v = golden_values(rest + n, k->key[0] ? 0 : c->p[k->param].n, &k->nv);
       }
       if (k->param < 0 || (!k->is_scalar && !k->v)) {
         fprintf(stderr, "%s:%d: malformed line\n", path, lineno);
@@ -332,8 +309,13 @@ int main(void)
   int nzoo0 = ncases;
   load_golden(GOLDEN_DIR "/zoo.txt", 1e-6, 1e-12, 1e-6, 1e-12);
   int nzoo = ncases - nzoo0;
+  /* AdaGrad-Norm (tests/golden/gen_adagrad_norm.py): element-wise, one
+   * step size per group or tensor from norms summed in double */
+  int nagn0 = ncases;
+  load_golden(GOLDEN_DIR "/adagrad_norm.txt", 1e-6, 1e-12, 1e-6, 1e-12);
+  int nagn = ncases - nagn0;
   if (nbasic < 40 || nmuon < 30 || nnr < 40 || ncases - nbasic - nmuon - nnr < 30 ||
-      nzoo < 100) {
+      nzoo < 100 || nagn < 20) {
     fprintf(stderr, "only %d golden cases found\n", ncases);
     return 1;
   }

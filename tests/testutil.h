@@ -37,6 +37,31 @@ static inline void golden_grad(int dtype, const void *p, void *g, size_t n, uint
   }
 }
 
+/* Parse the numbers of a golden-file line (C99 hex floats or decimals):
+ * n of them (all up to the end of the line when n is 0); *count (if not
+ * NULL) receives how many were read.  NULL when n > 0 and fewer were
+ * there.  The caller frees the array. */
+static inline double *golden_values(char *s, size_t n, size_t *count)
+{
+  size_t cap = n ? n : 64, k = 0;
+  double *v = malloc(sizeof *v * cap);
+  for (;;) {
+    char *end;
+    double x = strtod(s, &end);
+    if (end == s) break;
+    if (k == cap) v = realloc(v, sizeof *v * (cap *= 2));
+    v[k++] = x;
+    s = end;
+    if (n && k == n) break;
+  }
+  if (count) *count = k;
+  if (n && k != n) {
+    free(v);
+    return NULL;
+  }
+  return v;
+}
+
 /* FNV-1a over bytes, folded: used to assert that nothing changed. */
 static inline uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
 {

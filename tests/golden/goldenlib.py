@@ -5,6 +5,7 @@ gen_normuon_root.py (not a script; run with Debian's python3-torch 1.13).
   * the per-case seed and the initial values (case_seed, initial_values);
   * the golden file writer: case / param / init / missing / check / state /
     scalar / end lines, values as C99 hex floats (Python float.hex());
+  * small helpers of the generators' summaries and tolerance studies;
   * Newton-Schulz in the parameter's dtype (never bf16), transposed when
     rows > cols, normalised by nrm * f * (1 + 1e-7) (f = 1.02 for
     polar_express, else 1), a zero matrix giving zero, with matrix products
@@ -134,6 +135,30 @@ def write_scalar(out, name, key, value):
 
 def write_end(out):
     out.append("end")
+
+
+# ------------------------------------------------------------- generators
+
+def dtype_counts(cases):
+    """"12 f32, 12 f64": how many of cases (dicts with "dt") per dtype."""
+    return ", ".join("%d %s" % (sum(c["dt"] == dt for c in cases), dt)
+                     for dt in DTYPES)
+
+
+def variant_runs(variants, mode, cases, run_case):
+    """For a tolerance study: with mode (a generator's dict of evaluation
+    switches) updated by each of variants {name: changes} in turn, run
+    every case (run_case(case, None)) and yield (name, case, its record);
+    mode is restored after each variant."""
+    base = dict(mode)
+    for vname, changes in variants.items():
+        mode.update(changes)
+        try:
+            for c in cases:
+                yield vname, c, run_case(c, None)
+        finally:
+            mode.clear()
+            mode.update(base)
 
 
 # ------------------------------------------------------------ Newton-Schulz
