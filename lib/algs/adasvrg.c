@@ -178,6 +178,7 @@ static double at(int dtype, const void *x, size_t i)
 static int snapshot(optim_optimizer *opt, optim_group *g, const int *idx, int n,
                     void *const *full, void *const *pr, void *const *pg)
 {
+  const int adaptive = hp_d(g, LR) == 0;
   double dmu = 0, dx = 0, mu2 = 0, lmax = 0;
   for (int k = 0; k < n; k++) {
     const optim_param *p = &opt->params[idx[k]];
@@ -190,7 +191,7 @@ static int snapshot(optim_optimizer *opt, optim_group *g, const int *idx, int n,
       if (pr[k]) { /* the first snapshot: against the probe */
         a = m - at(p->dtype, pg[k], i);
         b = at(p->dtype, p->data, i) - at(p->dtype, pr[k], i);
-      } else if (!fresh) {
+      } else if (!fresh && adaptive) {
         a = m - at(p->dtype, p->state[S_FULL].buf, i);
         b = at(p->dtype, p->data, i) - at(p->dtype, p->state[S_SNAPSHOT].buf, i);
       } else {
