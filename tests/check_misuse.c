@@ -36,8 +36,28 @@ struct outs {
   const void *cp;
   int64_t shape[OPTIM_MAX_DIMS];
   char buf[64];
+  double factors[4];
   optim_optimizer *opt;
 };
+
+/* Not a handle: zero bytes without the magic number, which the library
+ * must recognize (OPTIM_EINVAL, NULL, a no-op for optim_destroy) and leave
+ * untouched. */
+static _Alignas(64) unsigned char fx_bogus[4096];
+#define FX_BOGUS ((optim_optimizer *)(void *)fx_bogus)
+
+static void check_bogus(const char *what)
+{
+  for (size_t i = 0; i < sizeof fx_bogus; i++)
+    ck_assert_msg(fx_bogus[i] == 0, "%s wrote into a non-handle", what);
+}
+
+/* Outputs are written only on success. */
+static void check_outputs(const struct outs *o, const struct outs *o0, int failed,
+                          const char *what)
+{
+  if (failed) ck_assert_msg(!memcmp(o, o0, sizeof *o), "%s failed but wrote an output", what);
+}
 
 /* Caller buffers of the fixture: group 0 adamw ("w" 2x3 and "b" 3,
  * float32), group 1 sgd ("v" 4, float64), group 2 muon ("m" 4x4), group 3
@@ -50,7 +70,6 @@ static int64_t fx_shape[2] = {2, 3};
 static double fx_table[3] = {1.0, 0.5, 0.25};
 static int fx_indices[2] = {0, 1};
 static double fx_gnorms[3] = {1.0, 2.0, 1.5};
-static double fx_factors[4];
 static double fx_grads[6] = {1.0, 2.0, 1.5, 2.5, 0.5, 1.0};
 static char fx_path[64];
 static char fx_saved_path[64];
@@ -244,8 +263,10 @@ static void check_ptr(const char *r, int exp, const char *what)
 START_TEST(misuse_optim_version)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     const char *r = optim_version();
     ck_assert_msg(r != NULL, "%s returned NULL", "optim_version()");
   }
@@ -255,26 +276,34 @@ END_TEST
 START_TEST(misuse_optim_strerror)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     const char *r = optim_strerror(OPTIM_EINVAL);
     ck_assert_msg(r != NULL, "%s returned NULL", "optim_strerror(OPTIM_EINVAL)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     const char *r = optim_strerror(0);
     ck_assert_msg(r != NULL, "%s returned NULL", "optim_strerror(0)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     const char *r = optim_strerror(-1);
     ck_assert_msg(r != NULL, "%s returned NULL", "optim_strerror(-1)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     const char *r = optim_strerror(INT_MAX);
     ck_assert_msg(r != NULL, "%s returned NULL", "optim_strerror(INT_MAX)");
   }
@@ -284,10 +313,12 @@ END_TEST
 START_TEST(misuse_optim_algorithm_count)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_algorithm_count();
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_algorithm_count()");
+    check_outputs(&O, &O0, rc < 0, "optim_algorithm_count()");
   }
 }
 END_TEST
@@ -295,20 +326,26 @@ END_TEST
 START_TEST(misuse_optim_algorithm_name)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     const char *r = optim_algorithm_name(0);
     check_ptr(r, EXP_OK, "optim_algorithm_name(0)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     const char *r = optim_algorithm_name(-1);
     check_ptr(r, EXP_ERR, "optim_algorithm_name(-1)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     const char *r = optim_algorithm_name(INT_MAX);
     check_ptr(r, EXP_ERR, "optim_algorithm_name(INT_MAX)");
   }
@@ -318,14 +355,18 @@ END_TEST
 START_TEST(misuse_optim_algorithm_doc)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     const char *r = optim_algorithm_doc("adamw");
     check_ptr(r, EXP_OK, "optim_algorithm_doc(\"adamw\")");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     const char *r = optim_algorithm_doc(NULL);
     check_ptr(r, EXP_ERR, "optim_algorithm_doc(NULL)");
   }
@@ -335,16 +376,20 @@ END_TEST
 START_TEST(misuse_optim_hparam_count)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_count("adamw");
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_hparam_count(\"adamw\")");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_count(\"adamw\")");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_count(NULL);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_hparam_count(NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_count(NULL)");
   }
 }
 END_TEST
@@ -352,58 +397,76 @@ END_TEST
 START_TEST(misuse_optim_hparam_info)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_info("adamw", 1, &O.s, &O.i, &O.s2, &O.s3);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_hparam_info(\"adamw\", 1, &O.s, &O.i, &O.s2, &O.s3)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"adamw\", 1, &O.s, &O.i, &O.s2, &O.s3)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_info(NULL, 1, &O.s, &O.i, &O.s2, &O.s3);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_hparam_info(NULL, 1, &O.s, &O.i, &O.s2, &O.s3)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(NULL, 1, &O.s, &O.i, &O.s2, &O.s3)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_info("adamw", 0, &O.s, &O.i, &O.s2, &O.s3);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_hparam_info(\"adamw\", 0, &O.s, &O.i, &O.s2, &O.s3)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"adamw\", 0, &O.s, &O.i, &O.s2, &O.s3)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_info("adamw", -1, &O.s, &O.i, &O.s2, &O.s3);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_hparam_info(\"adamw\", -1, &O.s, &O.i, &O.s2, &O.s3)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"adamw\", -1, &O.s, &O.i, &O.s2, &O.s3)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_info("adamw", INT_MAX, &O.s, &O.i, &O.s2, &O.s3);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_hparam_info(\"adamw\", INT_MAX, &O.s, &O.i, &O.s2, &O.s3)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"adamw\", INT_MAX, &O.s, &O.i, &O.s2, &O.s3)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_info("adamw", 1, NULL, &O.i, &O.s2, &O.s3);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_hparam_info(\"adamw\", 1, NULL, &O.i, &O.s2, &O.s3)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"adamw\", 1, NULL, &O.i, &O.s2, &O.s3)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_info("adamw", 1, &O.s, NULL, &O.s2, &O.s3);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_hparam_info(\"adamw\", 1, &O.s, NULL, &O.s2, &O.s3)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"adamw\", 1, &O.s, NULL, &O.s2, &O.s3)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_info("adamw", 1, &O.s, &O.i, NULL, &O.s3);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_hparam_info(\"adamw\", 1, &O.s, &O.i, NULL, &O.s3)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"adamw\", 1, &O.s, &O.i, NULL, &O.s3)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_info("adamw", 1, &O.s, &O.i, &O.s2, NULL);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_hparam_info(\"adamw\", 1, &O.s, &O.i, &O.s2, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"adamw\", 1, &O.s, &O.i, &O.s2, NULL)");
   }
 }
 END_TEST
@@ -411,11 +474,13 @@ END_TEST
 START_TEST(misuse_optim_create)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_create(NULL);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_create(NULL)");
-    if (O.opt) optim_destroy(O.opt);
+    check_outputs(&O, &O0, rc < 0, "optim_create(NULL)");
+    if (rc == OPTIM_OK) optim_destroy(O.opt);
   }
 }
 END_TEST
@@ -423,22 +488,39 @@ END_TEST
 START_TEST(misuse_optim_destroy)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     (void)before;
     optim_destroy(NULL);
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    (void)before;
+    optim_destroy(FX_BOGUS);
+    opt = NULL;
+    check_bogus("optim_destroy(FX_BOGUS)");
+    optim_destroy(opt);
+  }
 }
 END_TEST
-/* optim_destroy: 1 calls */
+/* optim_destroy: 2 calls */
 START_TEST(misuse_optim_errmsg)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_errmsg(opt);
@@ -447,8 +529,10 @@ START_TEST(misuse_optim_errmsg)
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_errmsg(NULL);
@@ -456,128 +540,201 @@ START_TEST(misuse_optim_errmsg)
     check_unchanged(opt, before, r == NULL && 1, 0, "optim_errmsg(NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    const char *r = optim_errmsg(FX_BOGUS);
+    ck_assert_msg(r != NULL, "%s returned NULL", "optim_errmsg(FX_BOGUS)");
+    check_unchanged(opt, before, r == NULL && 1, 0, "optim_errmsg(FX_BOGUS)");
+    check_bogus("optim_errmsg(FX_BOGUS)");
+    optim_destroy(opt);
+  }
 }
 END_TEST
-/* optim_errmsg: 2 calls */
+/* optim_errmsg: 3 calls */
 START_TEST(misuse_optim_set_threads)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_threads(opt, 1);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_threads(opt, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_threads(opt, 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_threads(NULL, 1);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_threads(NULL, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_threads(NULL, 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_threads(FX_BOGUS, 1);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_threads(FX_BOGUS, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_threads(FX_BOGUS, 1)");
+    check_bogus("optim_set_threads(FX_BOGUS, 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_threads(opt, 0);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_threads(opt, 0)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_threads(opt, 0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_threads(opt, -1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_threads(opt, -1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_threads(opt, -1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_threads(opt, INT_MAX);
-    check_rc(opt, rc, EXP_ANY, before, 1, "optim_set_threads(opt, INT_MAX)");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_threads(opt, INT_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_threads(opt, INT_MAX)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_threads: 5 calls */
+/* optim_set_threads: 6 calls */
 START_TEST(misuse_optim_add_group)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_group(opt, "sgd", &O.i);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_add_group(opt, \"sgd\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_group(opt, \"sgd\", &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_group(NULL, "sgd", &O.i);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_add_group(NULL, \"sgd\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_group(NULL, \"sgd\", &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_group(FX_BOGUS, "sgd", &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_add_group(FX_BOGUS, \"sgd\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_group(FX_BOGUS, \"sgd\", &O.i)");
+    check_bogus("optim_add_group(FX_BOGUS, \"sgd\", &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_group(opt, NULL, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_group(opt, NULL, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_group(opt, NULL, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_group(opt, "sgd", NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_add_group(opt, \"sgd\", NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_group(opt, \"sgd\", NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_add_group: 4 calls */
+/* optim_add_group: 5 calls */
 START_TEST(misuse_optim_group_count)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_group_count(opt);
     check_rc(opt, rc, EXP_OK, before, 0, "optim_group_count(opt)");
+    check_outputs(&O, &O0, rc < 0, "optim_group_count(opt)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_group_count(NULL);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_group_count(NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_group_count(NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_group_count(FX_BOGUS);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_group_count(FX_BOGUS)");
+    check_outputs(&O, &O0, rc < 0, "optim_group_count(FX_BOGUS)");
+    check_bogus("optim_group_count(FX_BOGUS)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_group_count: 2 calls */
+/* optim_group_count: 3 calls */
 START_TEST(misuse_optim_group_algorithm)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_group_algorithm(opt, 1);
@@ -586,8 +743,10 @@ START_TEST(misuse_optim_group_algorithm)
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_group_algorithm(NULL, 1);
@@ -596,8 +755,23 @@ START_TEST(misuse_optim_group_algorithm)
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    const char *r = optim_group_algorithm(FX_BOGUS, 1);
+    check_ptr(r, EXP_ERR, "optim_group_algorithm(FX_BOGUS, 1)");
+    check_unchanged(opt, before, r == NULL && 1, 0, "optim_group_algorithm(FX_BOGUS, 1)");
+    check_bogus("optim_group_algorithm(FX_BOGUS, 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_group_algorithm(opt, 0);
@@ -606,8 +780,10 @@ START_TEST(misuse_optim_group_algorithm)
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_group_algorithm(opt, -1);
@@ -616,8 +792,10 @@ START_TEST(misuse_optim_group_algorithm)
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_group_algorithm(opt, INT_MAX);
@@ -627,3048 +805,4272 @@ START_TEST(misuse_optim_group_algorithm)
   }
 }
 END_TEST
-/* optim_group_algorithm: 5 calls */
+/* optim_group_algorithm: 6 calls */
 START_TEST(misuse_optim_set_double)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "lr", 0.01);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_double(opt, 0, \"lr\", 0.01)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, \"lr\", 0.01)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(NULL, 0, "lr", 0.01);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_double(NULL, 0, \"lr\", 0.01)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(NULL, 0, \"lr\", 0.01)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_double(FX_BOGUS, 0, "lr", 0.01);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_double(FX_BOGUS, 0, \"lr\", 0.01)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(FX_BOGUS, 0, \"lr\", 0.01)");
+    check_bogus("optim_set_double(FX_BOGUS, 0, \"lr\", 0.01)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, -1, "lr", 0.01);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, -1, \"lr\", 0.01)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, -1, \"lr\", 0.01)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, INT_MAX, "lr", 0.01);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, INT_MAX, \"lr\", 0.01)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, INT_MAX, \"lr\", 0.01)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, NULL, 0.01);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, 0, NULL, 0.01)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, NULL, 0.01)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "lr", NAN);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, 0, \"lr\", NAN)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, \"lr\", NAN)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "lr", INFINITY);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, 0, \"lr\", INFINITY)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, \"lr\", INFINITY)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "lr", -INFINITY);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, 0, \"lr\", -INFINITY)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, \"lr\", -INFINITY)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_double: 8 calls */
+/* optim_set_double: 9 calls */
 START_TEST(misuse_optim_get_double)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, 0, "lr", &O.d);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_get_double(opt, 0, \"lr\", &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, 0, \"lr\", &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(NULL, 0, "lr", &O.d);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_double(NULL, 0, \"lr\", &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(NULL, 0, \"lr\", &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_double(FX_BOGUS, 0, "lr", &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_double(FX_BOGUS, 0, \"lr\", &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(FX_BOGUS, 0, \"lr\", &O.d)");
+    check_bogus("optim_get_double(FX_BOGUS, 0, \"lr\", &O.d)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, -1, "lr", &O.d);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_double(opt, -1, \"lr\", &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, -1, \"lr\", &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, INT_MAX, "lr", &O.d);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_double(opt, INT_MAX, \"lr\", &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, INT_MAX, \"lr\", &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, 0, NULL, &O.d);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_double(opt, 0, NULL, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, 0, NULL, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, 0, "lr", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_double(opt, 0, \"lr\", NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, 0, \"lr\", NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_get_double: 6 calls */
+/* optim_get_double: 7 calls */
 START_TEST(misuse_optim_set_int)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, "ns_steps", 4);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_int(opt, 2, \"ns_steps\", 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 2, \"ns_steps\", 4)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(NULL, 2, "ns_steps", 4);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_int(NULL, 2, \"ns_steps\", 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(NULL, 2, \"ns_steps\", 4)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_int(FX_BOGUS, 2, "ns_steps", 4);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_int(FX_BOGUS, 2, \"ns_steps\", 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(FX_BOGUS, 2, \"ns_steps\", 4)");
+    check_bogus("optim_set_int(FX_BOGUS, 2, \"ns_steps\", 4)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 0, "ns_steps", 4);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, 0, \"ns_steps\", 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 0, \"ns_steps\", 4)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, -1, "ns_steps", 4);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, -1, \"ns_steps\", 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, -1, \"ns_steps\", 4)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, INT_MAX, "ns_steps", 4);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, INT_MAX, \"ns_steps\", 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, INT_MAX, \"ns_steps\", 4)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, NULL, 4);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, 2, NULL, 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 2, NULL, 4)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, "ns_steps", 0);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, 2, \"ns_steps\", 0)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 2, \"ns_steps\", 0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, "ns_steps", -1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, 2, \"ns_steps\", -1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 2, \"ns_steps\", -1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, "ns_steps", INT64_MAX);
-    check_rc(opt, rc, EXP_ANY, before, 1, "optim_set_int(opt, 2, \"ns_steps\", INT64_MAX)");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, 2, \"ns_steps\", INT64_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 2, \"ns_steps\", INT64_MAX)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_int: 9 calls */
+/* optim_set_int: 10 calls */
 START_TEST(misuse_optim_get_int)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 2, "ns_steps", &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_get_int(opt, 2, \"ns_steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_int(opt, 2, \"ns_steps\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(NULL, 2, "ns_steps", &O.l);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_int(NULL, 2, \"ns_steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_int(NULL, 2, \"ns_steps\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_int(FX_BOGUS, 2, "ns_steps", &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_int(FX_BOGUS, 2, \"ns_steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_int(FX_BOGUS, 2, \"ns_steps\", &O.l)");
+    check_bogus("optim_get_int(FX_BOGUS, 2, \"ns_steps\", &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 0, "ns_steps", &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_int(opt, 0, \"ns_steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_int(opt, 0, \"ns_steps\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, -1, "ns_steps", &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_int(opt, -1, \"ns_steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_int(opt, -1, \"ns_steps\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, INT_MAX, "ns_steps", &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_int(opt, INT_MAX, \"ns_steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_int(opt, INT_MAX, \"ns_steps\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 2, NULL, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_int(opt, 2, NULL, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_int(opt, 2, NULL, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 2, "ns_steps", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_int(opt, 2, \"ns_steps\", NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_int(opt, 2, \"ns_steps\", NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_get_int: 7 calls */
+/* optim_get_int: 8 calls */
 START_TEST(misuse_optim_set_bool)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, "amsgrad", 1);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_bool(opt, 0, \"amsgrad\", 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, 0, \"amsgrad\", 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(NULL, 0, "amsgrad", 1);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_bool(NULL, 0, \"amsgrad\", 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(NULL, 0, \"amsgrad\", 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_bool(FX_BOGUS, 0, "amsgrad", 1);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_bool(FX_BOGUS, 0, \"amsgrad\", 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(FX_BOGUS, 0, \"amsgrad\", 1)");
+    check_bogus("optim_set_bool(FX_BOGUS, 0, \"amsgrad\", 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, -1, "amsgrad", 1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_bool(opt, -1, \"amsgrad\", 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, -1, \"amsgrad\", 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, INT_MAX, "amsgrad", 1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_bool(opt, INT_MAX, \"amsgrad\", 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, INT_MAX, \"amsgrad\", 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, NULL, 1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_bool(opt, 0, NULL, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, 0, NULL, 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, "amsgrad", 0);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_bool(opt, 0, \"amsgrad\", 0)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, 0, \"amsgrad\", 0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, "amsgrad", -1);
-    check_rc(opt, rc, EXP_ANY, before, 1, "optim_set_bool(opt, 0, \"amsgrad\", -1)");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_bool(opt, 0, \"amsgrad\", -1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, 0, \"amsgrad\", -1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, "amsgrad", INT_MAX);
-    check_rc(opt, rc, EXP_ANY, before, 1, "optim_set_bool(opt, 0, \"amsgrad\", INT_MAX)");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_bool(opt, 0, \"amsgrad\", INT_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, 0, \"amsgrad\", INT_MAX)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_bool: 8 calls */
+/* optim_set_bool: 9 calls */
 START_TEST(misuse_optim_get_bool)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, 0, "amsgrad", &O.i);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_get_bool(opt, 0, \"amsgrad\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_bool(opt, 0, \"amsgrad\", &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(NULL, 0, "amsgrad", &O.i);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_bool(NULL, 0, \"amsgrad\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_bool(NULL, 0, \"amsgrad\", &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_bool(FX_BOGUS, 0, "amsgrad", &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_bool(FX_BOGUS, 0, \"amsgrad\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_bool(FX_BOGUS, 0, \"amsgrad\", &O.i)");
+    check_bogus("optim_get_bool(FX_BOGUS, 0, \"amsgrad\", &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, -1, "amsgrad", &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_bool(opt, -1, \"amsgrad\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_bool(opt, -1, \"amsgrad\", &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, INT_MAX, "amsgrad", &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_bool(opt, INT_MAX, \"amsgrad\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_bool(opt, INT_MAX, \"amsgrad\", &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, 0, NULL, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_bool(opt, 0, NULL, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_bool(opt, 0, NULL, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, 0, "amsgrad", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_bool(opt, 0, \"amsgrad\", NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_bool(opt, 0, \"amsgrad\", NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_get_bool: 6 calls */
+/* optim_get_bool: 7 calls */
 START_TEST(misuse_optim_set_string)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, 0, "nonfinite", "skip");
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_string(opt, 0, \"nonfinite\", \"skip\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, 0, \"nonfinite\", \"skip\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(NULL, 0, "nonfinite", "skip");
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_string(NULL, 0, \"nonfinite\", \"skip\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(NULL, 0, \"nonfinite\", \"skip\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_string(FX_BOGUS, 0, "nonfinite", "skip");
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_string(FX_BOGUS, 0, \"nonfinite\", \"skip\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(FX_BOGUS, 0, \"nonfinite\", \"skip\")");
+    check_bogus("optim_set_string(FX_BOGUS, 0, \"nonfinite\", \"skip\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, -1, "nonfinite", "skip");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, -1, \"nonfinite\", \"skip\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, -1, \"nonfinite\", \"skip\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, INT_MAX, "nonfinite", "skip");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, INT_MAX, \"nonfinite\", \"skip\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, INT_MAX, \"nonfinite\", \"skip\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, 0, NULL, "skip");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, 0, NULL, \"skip\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, 0, NULL, \"skip\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, 0, "nonfinite", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, 0, \"nonfinite\", NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, 0, \"nonfinite\", NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_string: 6 calls */
+/* optim_set_string: 7 calls */
 START_TEST(misuse_optim_get_string)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, "nonfinite", O.buf, sizeof O.buf);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_get_string(opt, 0, \"nonfinite\", O.buf, sizeof O.buf)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, \"nonfinite\", O.buf, sizeof O.buf)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(NULL, 0, "nonfinite", O.buf, sizeof O.buf);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_string(NULL, 0, \"nonfinite\", O.buf, sizeof O.buf)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(NULL, 0, \"nonfinite\", O.buf, sizeof O.buf)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_string(FX_BOGUS, 0, "nonfinite", O.buf, sizeof O.buf);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_string(FX_BOGUS, 0, \"nonfinite\", O.buf, sizeof O.buf)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(FX_BOGUS, 0, \"nonfinite\", O.buf, sizeof O.buf)");
+    check_bogus("optim_get_string(FX_BOGUS, 0, \"nonfinite\", O.buf, sizeof O.buf)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, -1, "nonfinite", O.buf, sizeof O.buf);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, -1, \"nonfinite\", O.buf, sizeof O.buf)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, -1, \"nonfinite\", O.buf, sizeof O.buf)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, INT_MAX, "nonfinite", O.buf, sizeof O.buf);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, INT_MAX, \"nonfinite\", O.buf, sizeof O.buf)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, INT_MAX, \"nonfinite\", O.buf, sizeof O.buf)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, NULL, O.buf, sizeof O.buf);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, 0, NULL, O.buf, sizeof O.buf)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, NULL, O.buf, sizeof O.buf)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, "nonfinite", NULL, sizeof O.buf);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, 0, \"nonfinite\", NULL, sizeof O.buf)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, \"nonfinite\", NULL, sizeof O.buf)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, "nonfinite", O.buf, 0);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, 0, \"nonfinite\", O.buf, 0)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, \"nonfinite\", O.buf, 0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, "nonfinite", O.buf, SIZE_MAX);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_get_string(opt, 0, \"nonfinite\", O.buf, SIZE_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, \"nonfinite\", O.buf, SIZE_MAX)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_get_string: 8 calls */
+/* optim_get_string: 9 calls */
 START_TEST(misuse_optim_set_option)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, 0, "lr", "0.01");
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_option(opt, 0, \"lr\", \"0.01\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", \"0.01\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(NULL, 0, "lr", "0.01");
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_option(NULL, 0, \"lr\", \"0.01\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(NULL, 0, \"lr\", \"0.01\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(FX_BOGUS, 0, "lr", "0.01");
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_option(FX_BOGUS, 0, \"lr\", \"0.01\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(FX_BOGUS, 0, \"lr\", \"0.01\")");
+    check_bogus("optim_set_option(FX_BOGUS, 0, \"lr\", \"0.01\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, -1, "lr", "0.01");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, -1, \"lr\", \"0.01\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, -1, \"lr\", \"0.01\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, INT_MAX, "lr", "0.01");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, INT_MAX, \"lr\", \"0.01\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, INT_MAX, \"lr\", \"0.01\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, 0, NULL, "0.01");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, NULL, \"0.01\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, NULL, \"0.01\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, 0, "lr", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"lr\", NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_option: 6 calls */
+/* optim_set_option: 7 calls */
 START_TEST(misuse_optim_configure)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(opt, 0, "lr=0.01,beta1=0.8");
     check_rc(opt, rc, EXP_OK, before, 1, "optim_configure(opt, 0, \"lr=0.01,beta1=0.8\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, \"lr=0.01,beta1=0.8\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(NULL, 0, "lr=0.01,beta1=0.8");
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_configure(NULL, 0, \"lr=0.01,beta1=0.8\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(NULL, 0, \"lr=0.01,beta1=0.8\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_configure(FX_BOGUS, 0, "lr=0.01,beta1=0.8");
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_configure(FX_BOGUS, 0, \"lr=0.01,beta1=0.8\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(FX_BOGUS, 0, \"lr=0.01,beta1=0.8\")");
+    check_bogus("optim_configure(FX_BOGUS, 0, \"lr=0.01,beta1=0.8\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(opt, -1, "lr=0.01,beta1=0.8");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, -1, \"lr=0.01,beta1=0.8\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, -1, \"lr=0.01,beta1=0.8\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(opt, INT_MAX, "lr=0.01,beta1=0.8");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, INT_MAX, \"lr=0.01,beta1=0.8\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, INT_MAX, \"lr=0.01,beta1=0.8\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(opt, 0, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, 0, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_configure: 5 calls */
+/* optim_configure: 6 calls */
 START_TEST(misuse_optim_set_schedule)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, 0, "lr", "cosine:total=100");
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_schedule(opt, 0, \"lr\", \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"lr\", \"cosine:total=100\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(NULL, 0, "lr", "cosine:total=100");
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_schedule(NULL, 0, \"lr\", \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(NULL, 0, \"lr\", \"cosine:total=100\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(FX_BOGUS, 0, "lr", "cosine:total=100");
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_schedule(FX_BOGUS, 0, \"lr\", \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(FX_BOGUS, 0, \"lr\", \"cosine:total=100\")");
+    check_bogus("optim_set_schedule(FX_BOGUS, 0, \"lr\", \"cosine:total=100\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, -1, "lr", "cosine:total=100");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, -1, \"lr\", \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, -1, \"lr\", \"cosine:total=100\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, INT_MAX, "lr", "cosine:total=100");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, INT_MAX, \"lr\", \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, INT_MAX, \"lr\", \"cosine:total=100\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, 0, NULL, "cosine:total=100");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 0, NULL, \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, NULL, \"cosine:total=100\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, 0, "lr", NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_schedule(opt, 0, \"lr\", NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"lr\", NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_schedule: 6 calls */
+/* optim_set_schedule: 7 calls */
 START_TEST(misuse_optim_set_schedule_table)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, "lr", fx_table, 3);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_schedule_table(opt, 0, \"lr\", fx_table, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"lr\", fx_table, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(NULL, 0, "lr", fx_table, 3);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_schedule_table(NULL, 0, \"lr\", fx_table, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(NULL, 0, \"lr\", fx_table, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule_table(FX_BOGUS, 0, "lr", fx_table, 3);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_schedule_table(FX_BOGUS, 0, \"lr\", fx_table, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(FX_BOGUS, 0, \"lr\", fx_table, 3)");
+    check_bogus("optim_set_schedule_table(FX_BOGUS, 0, \"lr\", fx_table, 3)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, -1, "lr", fx_table, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, -1, \"lr\", fx_table, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, -1, \"lr\", fx_table, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, INT_MAX, "lr", fx_table, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, INT_MAX, \"lr\", fx_table, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, INT_MAX, \"lr\", fx_table, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, NULL, fx_table, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, 0, NULL, fx_table, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, NULL, fx_table, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, "lr", NULL, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, 0, \"lr\", NULL, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"lr\", NULL, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, "lr", fx_table, 0);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, 0, \"lr\", fx_table, 0)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"lr\", fx_table, 0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, "lr", fx_table, -1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, 0, \"lr\", fx_table, -1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"lr\", fx_table, -1)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_schedule_table: 8 calls; skipped count=INT64_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
+/* optim_set_schedule_table: 9 calls; skipped count=INT64_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
 START_TEST(misuse_optim_scale_batch_size)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, 2.0, "sqrt");
     check_rc(opt, rc, EXP_OK, before, 1, "optim_scale_batch_size(opt, 0, 2.0, \"sqrt\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, 2.0, \"sqrt\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(NULL, 0, 2.0, "sqrt");
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_scale_batch_size(NULL, 0, 2.0, \"sqrt\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(NULL, 0, 2.0, \"sqrt\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_scale_batch_size(FX_BOGUS, 0, 2.0, "sqrt");
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_scale_batch_size(FX_BOGUS, 0, 2.0, \"sqrt\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(FX_BOGUS, 0, 2.0, \"sqrt\")");
+    check_bogus("optim_scale_batch_size(FX_BOGUS, 0, 2.0, \"sqrt\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, -1, 2.0, "sqrt");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, -1, 2.0, \"sqrt\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, -1, 2.0, \"sqrt\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, INT_MAX, 2.0, "sqrt");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, INT_MAX, 2.0, \"sqrt\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, INT_MAX, 2.0, \"sqrt\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, NAN, "sqrt");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, NAN, \"sqrt\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, NAN, \"sqrt\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, INFINITY, "sqrt");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, INFINITY, \"sqrt\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, INFINITY, \"sqrt\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, -INFINITY, "sqrt");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, -INFINITY, \"sqrt\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, -INFINITY, \"sqrt\")");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, 2.0, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_scale_batch_size(opt, 0, 2.0, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, 2.0, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_scale_batch_size: 8 calls */
+/* optim_scale_batch_size: 9 calls */
 START_TEST(misuse_optim_add_param)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(NULL, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_add_param(NULL, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(NULL, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(FX_BOGUS, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_add_param(FX_BOGUS, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(FX_BOGUS, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_bogus("optim_add_param(FX_BOGUS, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, -1, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, -1, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, -1, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, INT_MAX, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, INT_MAX, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, INT_MAX, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, NULL, OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, NULL, OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, NULL, OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", 0, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", 0, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", 0, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", -1, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", -1, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", -1, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", INT_MAX, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", INT_MAX, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", INT_MAX, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 0, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 0, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 0, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, -1, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, -1, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, -1, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, INT_MAX, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, INT_MAX, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, INT_MAX, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, NULL, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, NULL, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, NULL, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, fx_shape, NULL, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, NULL, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, NULL, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, NULL, &O.i);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, NULL, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, NULL, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_add_param: 15 calls */
+/* optim_add_param: 16 calls */
 START_TEST(misuse_optim_param_bind)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, 1, fx_b, fx_gb);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_bind(opt, 1, fx_b, fx_gb)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind(opt, 1, fx_b, fx_gb)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(NULL, 1, fx_b, fx_gb);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_bind(NULL, 1, fx_b, fx_gb)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind(NULL, 1, fx_b, fx_gb)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_bind(FX_BOGUS, 1, fx_b, fx_gb);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_bind(FX_BOGUS, 1, fx_b, fx_gb)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind(FX_BOGUS, 1, fx_b, fx_gb)");
+    check_bogus("optim_param_bind(FX_BOGUS, 1, fx_b, fx_gb)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, 0, fx_b, fx_gb);
     check_rc(opt, rc, EXP_ANY, before, 1, "optim_param_bind(opt, 0, fx_b, fx_gb)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind(opt, 0, fx_b, fx_gb)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, -1, fx_b, fx_gb);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind(opt, -1, fx_b, fx_gb)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind(opt, -1, fx_b, fx_gb)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, INT_MAX, fx_b, fx_gb);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind(opt, INT_MAX, fx_b, fx_gb)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind(opt, INT_MAX, fx_b, fx_gb)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, 1, NULL, fx_gb);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind(opt, 1, NULL, fx_gb)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind(opt, 1, NULL, fx_gb)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, 1, fx_b, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_bind(opt, 1, fx_b, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind(opt, 1, fx_b, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_bind: 7 calls */
+/* optim_param_bind: 8 calls */
 START_TEST(misuse_optim_param_count)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_count(opt);
     check_rc(opt, rc, EXP_OK, before, 0, "optim_param_count(opt)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_count(opt)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_count(NULL);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_count(NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_count(NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_count(FX_BOGUS);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_count(FX_BOGUS)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_count(FX_BOGUS)");
+    check_bogus("optim_param_count(FX_BOGUS)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_count: 2 calls */
+/* optim_param_count: 3 calls */
 START_TEST(misuse_optim_param_find)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_find(opt, "b", &O.i);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_find(opt, \"b\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_find(opt, \"b\", &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_find(NULL, "b", &O.i);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_find(NULL, \"b\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_find(NULL, \"b\", &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_find(FX_BOGUS, "b", &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_find(FX_BOGUS, \"b\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_find(FX_BOGUS, \"b\", &O.i)");
+    check_bogus("optim_param_find(FX_BOGUS, \"b\", &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_find(opt, NULL, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_find(opt, NULL, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_find(opt, NULL, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_find(opt, "b", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_find(opt, \"b\", NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_find(opt, \"b\", NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_find: 4 calls */
+/* optim_param_find: 5 calls */
 START_TEST(misuse_optim_param_info)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_info(opt, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(NULL, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_info(NULL, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(NULL, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_info(FX_BOGUS, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_info(FX_BOGUS, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(FX_BOGUS, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
+    check_bogus("optim_param_info(FX_BOGUS, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 0, &O.s, &O.i, &O.i2, &O.i3, O.shape);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_info(opt, 0, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, 0, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, -1, &O.s, &O.i, &O.i2, &O.i3, O.shape);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_info(opt, -1, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, -1, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, INT_MAX, &O.s, &O.i, &O.i2, &O.i3, O.shape);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_info(opt, INT_MAX, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, INT_MAX, &O.s, &O.i, &O.i2, &O.i3, O.shape)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, NULL, &O.i, &O.i2, &O.i3, O.shape);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_info(opt, 1, NULL, &O.i, &O.i2, &O.i3, O.shape)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, 1, NULL, &O.i, &O.i2, &O.i3, O.shape)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, &O.s, NULL, &O.i2, &O.i3, O.shape);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_info(opt, 1, &O.s, NULL, &O.i2, &O.i3, O.shape)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, 1, &O.s, NULL, &O.i2, &O.i3, O.shape)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, &O.s, &O.i, NULL, &O.i3, O.shape);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_info(opt, 1, &O.s, &O.i, NULL, &O.i3, O.shape)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, 1, &O.s, &O.i, NULL, &O.i3, O.shape)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, &O.s, &O.i, &O.i2, NULL, O.shape);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_info(opt, 1, &O.s, &O.i, &O.i2, NULL, O.shape)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, 1, &O.s, &O.i, &O.i2, NULL, O.shape)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, &O.s, &O.i, &O.i2, &O.i3, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_info(opt, 1, &O.s, &O.i, &O.i2, &O.i3, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, 1, &O.s, &O.i, &O.i2, &O.i3, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_info: 10 calls */
+/* optim_param_info: 11 calls */
 START_TEST(misuse_optim_param_buffers)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, 1, &O.p, &O.cp);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_buffers(opt, 1, &O.p, &O.cp)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_buffers(opt, 1, &O.p, &O.cp)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(NULL, 1, &O.p, &O.cp);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_buffers(NULL, 1, &O.p, &O.cp)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_buffers(NULL, 1, &O.p, &O.cp)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_buffers(FX_BOGUS, 1, &O.p, &O.cp);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_buffers(FX_BOGUS, 1, &O.p, &O.cp)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_buffers(FX_BOGUS, 1, &O.p, &O.cp)");
+    check_bogus("optim_param_buffers(FX_BOGUS, 1, &O.p, &O.cp)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, 0, &O.p, &O.cp);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_buffers(opt, 0, &O.p, &O.cp)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_buffers(opt, 0, &O.p, &O.cp)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, -1, &O.p, &O.cp);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_buffers(opt, -1, &O.p, &O.cp)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_buffers(opt, -1, &O.p, &O.cp)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, INT_MAX, &O.p, &O.cp);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_buffers(opt, INT_MAX, &O.p, &O.cp)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_buffers(opt, INT_MAX, &O.p, &O.cp)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, 1, NULL, &O.cp);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_buffers(opt, 1, NULL, &O.cp)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_buffers(opt, 1, NULL, &O.cp)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, 1, &O.p, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_buffers(opt, 1, &O.p, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_buffers(opt, 1, &O.p, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_buffers: 7 calls */
+/* optim_param_buffers: 8 calls */
 START_TEST(misuse_optim_param_set_frozen)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, 1, 1);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_set_frozen(opt, 1, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(opt, 1, 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(NULL, 1, 1);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_set_frozen(NULL, 1, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(NULL, 1, 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_frozen(FX_BOGUS, 1, 1);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_set_frozen(FX_BOGUS, 1, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(FX_BOGUS, 1, 1)");
+    check_bogus("optim_param_set_frozen(FX_BOGUS, 1, 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, 0, 1);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_set_frozen(opt, 0, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(opt, 0, 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, -1, 1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_frozen(opt, -1, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(opt, -1, 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, INT_MAX, 1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_frozen(opt, INT_MAX, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(opt, INT_MAX, 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, 1, 0);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_set_frozen(opt, 1, 0)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(opt, 1, 0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, 1, -1);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_set_frozen(opt, 1, -1)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(opt, 1, -1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, 1, INT_MAX);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_set_frozen(opt, 1, INT_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(opt, 1, INT_MAX)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_set_frozen: 8 calls */
+/* optim_param_set_frozen: 9 calls */
 START_TEST(misuse_optim_param_get_frozen)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(opt, 1, &O.i);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_get_frozen(opt, 1, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_frozen(opt, 1, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(NULL, 1, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_get_frozen(NULL, 1, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_frozen(NULL, 1, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_get_frozen(FX_BOGUS, 1, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_get_frozen(FX_BOGUS, 1, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_frozen(FX_BOGUS, 1, &O.i)");
+    check_bogus("optim_param_get_frozen(FX_BOGUS, 1, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(opt, 0, &O.i);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_get_frozen(opt, 0, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_frozen(opt, 0, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(opt, -1, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_frozen(opt, -1, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_frozen(opt, -1, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(opt, INT_MAX, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_frozen(opt, INT_MAX, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_frozen(opt, INT_MAX, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(opt, 1, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_frozen(opt, 1, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_frozen(opt, 1, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_get_frozen: 6 calls */
+/* optim_param_get_frozen: 7 calls */
 START_TEST(misuse_optim_param_set_range)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, 0, 2);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_set_range(opt, 1, 0, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 1, 0, 2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(NULL, 1, 0, 2);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_set_range(NULL, 1, 0, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(NULL, 1, 0, 2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_FRESH);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_range(FX_BOGUS, 1, 0, 2);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_set_range(FX_BOGUS, 1, 0, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(FX_BOGUS, 1, 0, 2)");
+    check_bogus("optim_param_set_range(FX_BOGUS, 1, 0, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 0, 0, 2);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_set_range(opt, 0, 0, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 0, 0, 2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, -1, 0, 2);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, -1, 0, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, -1, 0, 2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, INT_MAX, 0, 2);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, INT_MAX, 0, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, INT_MAX, 0, 2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, -1, 2);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, 1, -1, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 1, -1, 2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, INT64_MAX, 2);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, 1, INT64_MAX, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 1, INT64_MAX, 2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, 0, 0);
     check_rc(opt, rc, EXP_ANY, before, 1, "optim_param_set_range(opt, 1, 0, 0)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 1, 0, 0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, 0, -1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, 1, 0, -1)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 1, 0, -1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, 0, INT64_MAX);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, 1, 0, INT64_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 1, 0, INT64_MAX)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_set_range: 10 calls */
+/* optim_param_set_range: 11 calls */
 START_TEST(misuse_optim_param_bind_hvp)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(opt, 4, fx_hz);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_bind_hvp(opt, 4, fx_hz)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_hvp(opt, 4, fx_hz)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(NULL, 4, fx_hz);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_bind_hvp(NULL, 4, fx_hz)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_hvp(NULL, 4, fx_hz)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_bind_hvp(FX_BOGUS, 4, fx_hz);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_bind_hvp(FX_BOGUS, 4, fx_hz)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_hvp(FX_BOGUS, 4, fx_hz)");
+    check_bogus("optim_param_bind_hvp(FX_BOGUS, 4, fx_hz)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(opt, 0, fx_hz);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind_hvp(opt, 0, fx_hz)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_hvp(opt, 0, fx_hz)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(opt, -1, fx_hz);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind_hvp(opt, -1, fx_hz)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_hvp(opt, -1, fx_hz)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(opt, INT_MAX, fx_hz);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind_hvp(opt, INT_MAX, fx_hz)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_hvp(opt, INT_MAX, fx_hz)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(opt, 4, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_bind_hvp(opt, 4, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_hvp(opt, 4, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_bind_hvp: 6 calls */
+/* optim_param_bind_hvp: 7 calls */
 START_TEST(misuse_optim_set_hvp_callback)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_hvp_callback(opt, fx_hvp, NULL, 7);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_hvp_callback(opt, fx_hvp, NULL, 7)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_hvp_callback(opt, fx_hvp, NULL, 7)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_hvp_callback(NULL, fx_hvp, NULL, 7);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_hvp_callback(NULL, fx_hvp, NULL, 7)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_hvp_callback(NULL, fx_hvp, NULL, 7)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_hvp_callback(FX_BOGUS, fx_hvp, NULL, 7);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_hvp_callback(FX_BOGUS, fx_hvp, NULL, 7)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_hvp_callback(FX_BOGUS, fx_hvp, NULL, 7)");
+    check_bogus("optim_set_hvp_callback(FX_BOGUS, fx_hvp, NULL, 7)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_hvp_callback(opt, NULL, NULL, 7);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_hvp_callback(opt, NULL, NULL, 7)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_hvp_callback(opt, NULL, NULL, 7)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_hvp_callback(opt, fx_hvp, NULL, 0);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_hvp_callback(opt, fx_hvp, NULL, 0)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_hvp_callback(opt, fx_hvp, NULL, 0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_hvp_callback(opt, fx_hvp, NULL, UINT64_MAX);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_hvp_callback(opt, fx_hvp, NULL, UINT64_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_hvp_callback(opt, fx_hvp, NULL, UINT64_MAX)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_hvp_callback: 5 calls */
+/* optim_set_hvp_callback: 6 calls */
 START_TEST(misuse_optim_set_row_reduce)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_row_reduce(opt, fx_row_reduce, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_row_reduce(opt, fx_row_reduce, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_row_reduce(opt, fx_row_reduce, NULL)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_row_reduce(NULL, fx_row_reduce, NULL);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_row_reduce(NULL, fx_row_reduce, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_row_reduce(NULL, fx_row_reduce, NULL)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_row_reduce(FX_BOGUS, fx_row_reduce, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_row_reduce(FX_BOGUS, fx_row_reduce, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_row_reduce(FX_BOGUS, fx_row_reduce, NULL)");
+    check_bogus("optim_set_row_reduce(FX_BOGUS, fx_row_reduce, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_row_reduce(opt, NULL, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_row_reduce(opt, NULL, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_row_reduce(opt, NULL, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_row_reduce: 3 calls */
+/* optim_set_row_reduce: 4 calls */
 START_TEST(misuse_optim_set_norm_reduce)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_norm_reduce(opt, fx_norm_reduce, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_norm_reduce(opt, fx_norm_reduce, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_norm_reduce(opt, fx_norm_reduce, NULL)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_norm_reduce(NULL, fx_norm_reduce, NULL);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_norm_reduce(NULL, fx_norm_reduce, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_norm_reduce(NULL, fx_norm_reduce, NULL)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_norm_reduce(FX_BOGUS, fx_norm_reduce, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_norm_reduce(FX_BOGUS, fx_norm_reduce, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_norm_reduce(FX_BOGUS, fx_norm_reduce, NULL)");
+    check_bogus("optim_set_norm_reduce(FX_BOGUS, fx_norm_reduce, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_norm_reduce(opt, NULL, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_norm_reduce(opt, NULL, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_norm_reduce(opt, NULL, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_norm_reduce: 3 calls */
+/* optim_set_norm_reduce: 4 calls */
 START_TEST(misuse_optim_param_get_range)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, 1, &O.l, &O.l2);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_get_range(opt, 1, &O.l, &O.l2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_range(opt, 1, &O.l, &O.l2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(NULL, 1, &O.l, &O.l2);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_get_range(NULL, 1, &O.l, &O.l2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_range(NULL, 1, &O.l, &O.l2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_get_range(FX_BOGUS, 1, &O.l, &O.l2);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_get_range(FX_BOGUS, 1, &O.l, &O.l2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_range(FX_BOGUS, 1, &O.l, &O.l2)");
+    check_bogus("optim_param_get_range(FX_BOGUS, 1, &O.l, &O.l2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, 0, &O.l, &O.l2);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_get_range(opt, 0, &O.l, &O.l2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_range(opt, 0, &O.l, &O.l2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, -1, &O.l, &O.l2);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_range(opt, -1, &O.l, &O.l2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_range(opt, -1, &O.l, &O.l2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, INT_MAX, &O.l, &O.l2);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_range(opt, INT_MAX, &O.l, &O.l2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_range(opt, INT_MAX, &O.l, &O.l2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, 1, NULL, &O.l2);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_get_range(opt, 1, NULL, &O.l2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_range(opt, 1, NULL, &O.l2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, 1, &O.l, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_get_range(opt, 1, &O.l, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_range(opt, 1, &O.l, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_get_range: 7 calls */
+/* optim_param_get_range: 8 calls */
 START_TEST(misuse_optim_param_cost)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(opt, 3, &O.d);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_cost(opt, 3, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_cost(opt, 3, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(NULL, 3, &O.d);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_cost(NULL, 3, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_cost(NULL, 3, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_cost(FX_BOGUS, 3, &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_cost(FX_BOGUS, 3, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_cost(FX_BOGUS, 3, &O.d)");
+    check_bogus("optim_param_cost(FX_BOGUS, 3, &O.d)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(opt, 0, &O.d);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_cost(opt, 0, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_cost(opt, 0, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(opt, -1, &O.d);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_cost(opt, -1, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_cost(opt, -1, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(opt, INT_MAX, &O.d);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_cost(opt, INT_MAX, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_cost(opt, INT_MAX, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(opt, 3, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_cost(opt, 3, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_cost(opt, 3, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_cost: 6 calls */
+/* optim_param_cost: 7 calls */
 START_TEST(misuse_optim_state_count)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_count(opt, 1);
     check_rc(opt, rc, EXP_OK, before, 0, "optim_state_count(opt, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_count(opt, 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_count(NULL, 1);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_count(NULL, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_count(NULL, 1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_count(FX_BOGUS, 1);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_count(FX_BOGUS, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_count(FX_BOGUS, 1)");
+    check_bogus("optim_state_count(FX_BOGUS, 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_count(opt, 0);
     check_rc(opt, rc, EXP_OK, before, 0, "optim_state_count(opt, 0)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_count(opt, 0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_count(opt, -1);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_count(opt, -1)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_count(opt, -1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_count(opt, INT_MAX);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_count(opt, INT_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_count(opt, INT_MAX)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_state_count: 5 calls */
+/* optim_state_count: 6 calls */
 START_TEST(misuse_optim_state_info)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, 1, &O.s, &O.i, &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_info(opt, 1, 1, &O.s, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 1, 1, &O.s, &O.i, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(NULL, 1, 1, &O.s, &O.i, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_info(NULL, 1, 1, &O.s, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(NULL, 1, 1, &O.s, &O.i, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_info(FX_BOGUS, 1, 1, &O.s, &O.i, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_info(FX_BOGUS, 1, 1, &O.s, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(FX_BOGUS, 1, 1, &O.s, &O.i, &O.l)");
+    check_bogus("optim_state_info(FX_BOGUS, 1, 1, &O.s, &O.i, &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 0, 1, &O.s, &O.i, &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_info(opt, 0, 1, &O.s, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 0, 1, &O.s, &O.i, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, -1, 1, &O.s, &O.i, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_info(opt, -1, 1, &O.s, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, -1, 1, &O.s, &O.i, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, INT_MAX, 1, &O.s, &O.i, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_info(opt, INT_MAX, 1, &O.s, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, INT_MAX, 1, &O.s, &O.i, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, 0, &O.s, &O.i, &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_info(opt, 1, 0, &O.s, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 1, 0, &O.s, &O.i, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, -1, &O.s, &O.i, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_info(opt, 1, -1, &O.s, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 1, -1, &O.s, &O.i, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, INT_MAX, &O.s, &O.i, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_info(opt, 1, INT_MAX, &O.s, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 1, INT_MAX, &O.s, &O.i, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, 1, NULL, &O.i, &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_info(opt, 1, 1, NULL, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 1, 1, NULL, &O.i, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, 1, &O.s, NULL, &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_info(opt, 1, 1, &O.s, NULL, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 1, 1, &O.s, NULL, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, 1, &O.s, &O.i, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_info(opt, 1, 1, &O.s, &O.i, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 1, 1, &O.s, &O.i, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_state_info: 11 calls */
+/* optim_state_info: 12 calls */
 START_TEST(misuse_optim_state_buffer)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, "exp_avg", &O.cp, &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_buffer(opt, 1, \"exp_avg\", &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, \"exp_avg\", &O.cp, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(NULL, 1, "exp_avg", &O.cp, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_buffer(NULL, 1, \"exp_avg\", &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(NULL, 1, \"exp_avg\", &O.cp, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_buffer(FX_BOGUS, 1, "exp_avg", &O.cp, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_buffer(FX_BOGUS, 1, \"exp_avg\", &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(FX_BOGUS, 1, \"exp_avg\", &O.cp, &O.l)");
+    check_bogus("optim_state_buffer(FX_BOGUS, 1, \"exp_avg\", &O.cp, &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 0, "exp_avg", &O.cp, &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_buffer(opt, 0, \"exp_avg\", &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 0, \"exp_avg\", &O.cp, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, -1, "exp_avg", &O.cp, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_buffer(opt, -1, \"exp_avg\", &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, -1, \"exp_avg\", &O.cp, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, INT_MAX, "exp_avg", &O.cp, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_buffer(opt, INT_MAX, \"exp_avg\", &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, INT_MAX, \"exp_avg\", &O.cp, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, NULL, &O.cp, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_buffer(opt, 1, NULL, &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, NULL, &O.cp, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, "exp_avg", NULL, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_buffer(opt, 1, \"exp_avg\", NULL, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, \"exp_avg\", NULL, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, "exp_avg", &O.cp, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_buffer(opt, 1, \"exp_avg\", &O.cp, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, \"exp_avg\", &O.cp, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_state_buffer: 8 calls */
+/* optim_state_buffer: 9 calls */
 START_TEST(misuse_optim_state_set_buffer)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "exp_avg", fx_b3, 3);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(NULL, 1, "exp_avg", fx_b3, 3);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_set_buffer(NULL, 1, \"exp_avg\", fx_b3, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(NULL, 1, \"exp_avg\", fx_b3, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_set_buffer(FX_BOGUS, 1, "exp_avg", fx_b3, 3);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_set_buffer(FX_BOGUS, 1, \"exp_avg\", fx_b3, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(FX_BOGUS, 1, \"exp_avg\", fx_b3, 3)");
+    check_bogus("optim_state_set_buffer(FX_BOGUS, 1, \"exp_avg\", fx_b3, 3)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 0, "exp_avg", fx_b3, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 0, \"exp_avg\", fx_b3, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 0, \"exp_avg\", fx_b3, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, -1, "exp_avg", fx_b3, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, -1, \"exp_avg\", fx_b3, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, -1, \"exp_avg\", fx_b3, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, INT_MAX, "exp_avg", fx_b3, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, INT_MAX, \"exp_avg\", fx_b3, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, INT_MAX, \"exp_avg\", fx_b3, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, NULL, fx_b3, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 1, NULL, fx_b3, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, NULL, fx_b3, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "exp_avg", NULL, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 1, \"exp_avg\", NULL, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"exp_avg\", NULL, 3)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "exp_avg", fx_b3, 0);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, 0)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, 0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "exp_avg", fx_b3, -1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, -1)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, -1)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "exp_avg", fx_b3, INT64_MAX);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, INT64_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, INT64_MAX)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_state_set_buffer: 10 calls */
+/* optim_state_set_buffer: 11 calls */
 START_TEST(misuse_optim_state_scalar)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 1, "step", &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_scalar(opt, 1, \"step\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, 1, \"step\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(NULL, 1, "step", &O.l);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_scalar(NULL, 1, \"step\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(NULL, 1, \"step\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_scalar(FX_BOGUS, 1, "step", &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_scalar(FX_BOGUS, 1, \"step\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(FX_BOGUS, 1, \"step\", &O.l)");
+    check_bogus("optim_state_scalar(FX_BOGUS, 1, \"step\", &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 0, "step", &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_scalar(opt, 0, \"step\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, 0, \"step\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, -1, "step", &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_scalar(opt, -1, \"step\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, -1, \"step\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, INT_MAX, "step", &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_scalar(opt, INT_MAX, \"step\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, INT_MAX, \"step\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 1, NULL, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_scalar(opt, 1, NULL, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, 1, NULL, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 1, "step", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_scalar(opt, 1, \"step\", NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, 1, \"step\", NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_state_scalar: 7 calls */
+/* optim_state_scalar: 8 calls */
 START_TEST(misuse_optim_get_counter)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 1, "steps", &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_get_counter(opt, 1, \"steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_counter(opt, 1, \"steps\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(NULL, 1, "steps", &O.l);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_counter(NULL, 1, \"steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_counter(NULL, 1, \"steps\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_counter(FX_BOGUS, 1, "steps", &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_counter(FX_BOGUS, 1, \"steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_counter(FX_BOGUS, 1, \"steps\", &O.l)");
+    check_bogus("optim_get_counter(FX_BOGUS, 1, \"steps\", &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 0, "steps", &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_get_counter(opt, 0, \"steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_counter(opt, 0, \"steps\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, -1, "steps", &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_counter(opt, -1, \"steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_counter(opt, -1, \"steps\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, INT_MAX, "steps", &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_counter(opt, INT_MAX, \"steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_counter(opt, INT_MAX, \"steps\", &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 1, NULL, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_counter(opt, 1, NULL, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_counter(opt, 1, NULL, &O.l)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 1, "steps", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_counter(opt, 1, \"steps\", NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_counter(opt, 1, \"steps\", NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_get_counter: 7 calls */
+/* optim_get_counter: 8 calls */
 START_TEST(misuse_optim_step)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step(opt);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_step(opt)");
+    check_outputs(&O, &O0, rc < 0, "optim_step(opt)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step(NULL);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_step(NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_step(NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_step(FX_BOGUS);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_step(FX_BOGUS)");
+    check_outputs(&O, &O0, rc < 0, "optim_step(FX_BOGUS)");
+    check_bogus("optim_step(FX_BOGUS)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_step: 2 calls */
+/* optim_step: 3 calls */
 START_TEST(misuse_optim_step_scaled)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(opt, 0.5);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_step_scaled(opt, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_scaled(opt, 0.5)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(NULL, 0.5);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_step_scaled(NULL, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_scaled(NULL, 0.5)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_step_scaled(FX_BOGUS, 0.5);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_step_scaled(FX_BOGUS, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_scaled(FX_BOGUS, 0.5)");
+    check_bogus("optim_step_scaled(FX_BOGUS, 0.5)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(opt, NAN);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_step_scaled(opt, NAN)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_scaled(opt, NAN)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(opt, INFINITY);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_step_scaled(opt, INFINITY)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_scaled(opt, INFINITY)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(opt, -INFINITY);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_step_scaled(opt, -INFINITY)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_scaled(opt, -INFINITY)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_step_scaled: 5 calls */
+/* optim_step_scaled: 6 calls */
 START_TEST(misuse_optim_step_prepare)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(opt, 0.5);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_step_prepare(opt, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_prepare(opt, 0.5)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(NULL, 0.5);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_step_prepare(NULL, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_prepare(NULL, 0.5)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_step_prepare(FX_BOGUS, 0.5);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_step_prepare(FX_BOGUS, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_prepare(FX_BOGUS, 0.5)");
+    check_bogus("optim_step_prepare(FX_BOGUS, 0.5)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(opt, NAN);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_step_prepare(opt, NAN)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_prepare(opt, NAN)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(opt, INFINITY);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_step_prepare(opt, INFINITY)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_prepare(opt, INFINITY)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(opt, -INFINITY);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_step_prepare(opt, -INFINITY)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_prepare(opt, -INFINITY)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_step_prepare: 5 calls */
+/* optim_step_prepare: 6 calls */
 START_TEST(misuse_optim_step_commit)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_commit(NULL);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_step_commit(NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_commit(NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_step_commit(FX_BOGUS);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_step_commit(FX_BOGUS)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_commit(FX_BOGUS)");
+    check_bogus("optim_step_commit(FX_BOGUS)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_step_commit: 1 calls */
+/* optim_step_commit: 2 calls */
 START_TEST(misuse_optim_step_cancel)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_cancel(opt);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_step_cancel(opt)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_cancel(opt)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_cancel(NULL);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_step_cancel(NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_cancel(NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_step_cancel(FX_BOGUS);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_step_cancel(FX_BOGUS)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_cancel(FX_BOGUS)");
+    check_bogus("optim_step_cancel(FX_BOGUS)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_step_cancel: 2 calls */
+/* optim_step_cancel: 3 calls */
 START_TEST(misuse_optim_snapshot)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_snapshot(opt, fx_full_grad, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_snapshot(opt, fx_full_grad, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_snapshot(opt, fx_full_grad, NULL)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_snapshot(NULL, fx_full_grad, NULL);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_snapshot(NULL, fx_full_grad, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_snapshot(NULL, fx_full_grad, NULL)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_SVRG);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_snapshot(FX_BOGUS, fx_full_grad, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_snapshot(FX_BOGUS, fx_full_grad, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_snapshot(FX_BOGUS, fx_full_grad, NULL)");
+    check_bogus("optim_snapshot(FX_BOGUS, fx_full_grad, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_snapshot(opt, NULL, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_snapshot(opt, NULL, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_snapshot(opt, NULL, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_snapshot: 3 calls */
+/* optim_snapshot: 4 calls */
 START_TEST(misuse_optim_param_bind_snapshot_grad)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(opt, 0, fx_sg);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_bind_snapshot_grad(opt, 0, fx_sg)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_snapshot_grad(opt, 0, fx_sg)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(NULL, 0, fx_sg);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_bind_snapshot_grad(NULL, 0, fx_sg)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_snapshot_grad(NULL, 0, fx_sg)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_SVRG);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_bind_snapshot_grad(FX_BOGUS, 0, fx_sg);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_bind_snapshot_grad(FX_BOGUS, 0, fx_sg)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_snapshot_grad(FX_BOGUS, 0, fx_sg)");
+    check_bogus("optim_param_bind_snapshot_grad(FX_BOGUS, 0, fx_sg)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(opt, -1, fx_sg);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind_snapshot_grad(opt, -1, fx_sg)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_snapshot_grad(opt, -1, fx_sg)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(opt, INT_MAX, fx_sg);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind_snapshot_grad(opt, INT_MAX, fx_sg)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_snapshot_grad(opt, INT_MAX, fx_sg)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(opt, 0, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_bind_snapshot_grad(opt, 0, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_snapshot_grad(opt, 0, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_bind_snapshot_grad: 5 calls */
+/* optim_param_bind_snapshot_grad: 6 calls */
 START_TEST(misuse_optim_set_clip_norm)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(opt, 1.0);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_clip_norm(opt, 1.0)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_clip_norm(opt, 1.0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(NULL, 1.0);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_clip_norm(NULL, 1.0)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_clip_norm(NULL, 1.0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_clip_norm(FX_BOGUS, 1.0);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_clip_norm(FX_BOGUS, 1.0)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_clip_norm(FX_BOGUS, 1.0)");
+    check_bogus("optim_set_clip_norm(FX_BOGUS, 1.0)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(opt, NAN);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_clip_norm(opt, NAN)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_clip_norm(opt, NAN)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(opt, INFINITY);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_clip_norm(opt, INFINITY)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_clip_norm(opt, INFINITY)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(opt, -INFINITY);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_clip_norm(opt, -INFINITY)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_clip_norm(opt, -INFINITY)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_clip_norm: 5 calls */
+/* optim_set_clip_norm: 6 calls */
 START_TEST(misuse_optim_get_grad_norm)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(opt, 0, &O.d);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_get_grad_norm(opt, 0, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_grad_norm(opt, 0, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(NULL, 0, &O.d);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_grad_norm(NULL, 0, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_grad_norm(NULL, 0, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_grad_norm(FX_BOGUS, 0, &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_get_grad_norm(FX_BOGUS, 0, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_grad_norm(FX_BOGUS, 0, &O.d)");
+    check_bogus("optim_get_grad_norm(FX_BOGUS, 0, &O.d)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(opt, -1, &O.d);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_get_grad_norm(opt, -1, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_grad_norm(opt, -1, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(opt, INT_MAX, &O.d);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_grad_norm(opt, INT_MAX, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_grad_norm(opt, INT_MAX, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(opt, 0, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_grad_norm(opt, 0, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_grad_norm(opt, 0, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_get_grad_norm: 5 calls */
+/* optim_get_grad_norm: 6 calls */
 START_TEST(misuse_optim_param_set_decay_scale)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 1, 0.5);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_set_decay_scale(opt, 1, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, 1, 0.5)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(NULL, 1, 0.5);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_set_decay_scale(NULL, 1, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(NULL, 1, 0.5)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_decay_scale(FX_BOGUS, 1, 0.5);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_set_decay_scale(FX_BOGUS, 1, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(FX_BOGUS, 1, 0.5)");
+    check_bogus("optim_param_set_decay_scale(FX_BOGUS, 1, 0.5)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 0, 0.5);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_set_decay_scale(opt, 0, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, 0, 0.5)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, -1, 0.5);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_decay_scale(opt, -1, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, -1, 0.5)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, INT_MAX, 0.5);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_decay_scale(opt, INT_MAX, 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, INT_MAX, 0.5)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 1, NAN);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_decay_scale(opt, 1, NAN)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, 1, NAN)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 1, INFINITY);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_decay_scale(opt, 1, INFINITY)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, 1, INFINITY)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 1, -INFINITY);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_decay_scale(opt, 1, -INFINITY)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, 1, -INFINITY)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_set_decay_scale: 8 calls */
+/* optim_param_set_decay_scale: 9 calls */
 START_TEST(misuse_optim_param_get_decay_scale)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(opt, 1, &O.d);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_get_decay_scale(opt, 1, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_decay_scale(opt, 1, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(NULL, 1, &O.d);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_get_decay_scale(NULL, 1, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_decay_scale(NULL, 1, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_get_decay_scale(FX_BOGUS, 1, &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_param_get_decay_scale(FX_BOGUS, 1, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_decay_scale(FX_BOGUS, 1, &O.d)");
+    check_bogus("optim_param_get_decay_scale(FX_BOGUS, 1, &O.d)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(opt, 0, &O.d);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_get_decay_scale(opt, 0, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_decay_scale(opt, 0, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(opt, -1, &O.d);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_decay_scale(opt, -1, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_decay_scale(opt, -1, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(opt, INT_MAX, &O.d);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_decay_scale(opt, INT_MAX, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_decay_scale(opt, INT_MAX, &O.d)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(opt, 1, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_decay_scale(opt, 1, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_decay_scale(opt, 1, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_param_get_decay_scale: 6 calls */
+/* optim_param_get_decay_scale: 7 calls */
 START_TEST(misuse_optim_set_decay_mask)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", 0.0, &O.i);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_decay_mask(opt, \"b\", 0.0, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b\", 0.0, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(NULL, "b", 0.0, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_decay_mask(NULL, \"b\", 0.0, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(NULL, \"b\", 0.0, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_decay_mask(FX_BOGUS, "b", 0.0, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_set_decay_mask(FX_BOGUS, \"b\", 0.0, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(FX_BOGUS, \"b\", 0.0, &O.i)");
+    check_bogus("optim_set_decay_mask(FX_BOGUS, \"b\", 0.0, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, NULL, 0.0, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_decay_mask(opt, NULL, 0.0, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, NULL, 0.0, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", NAN, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_decay_mask(opt, \"b\", NAN, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b\", NAN, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", INFINITY, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_decay_mask(opt, \"b\", INFINITY, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b\", INFINITY, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", -INFINITY, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_decay_mask(opt, \"b\", -INFINITY, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b\", -INFINITY, &O.i)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", 0.0, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_decay_mask(opt, \"b\", 0.0, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b\", 0.0, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_set_decay_mask: 7 calls */
+/* optim_set_decay_mask: 8 calls */
 START_TEST(misuse_optim_validate)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_validate(opt);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_validate(opt)");
+    check_outputs(&O, &O0, rc < 0, "optim_validate(opt)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_validate(NULL);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_validate(NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_validate(NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_validate(FX_BOGUS);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_validate(FX_BOGUS)");
+    check_outputs(&O, &O0, rc < 0, "optim_validate(FX_BOGUS)");
+    check_bogus("optim_validate(FX_BOGUS)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_validate: 2 calls */
+/* optim_validate: 3 calls */
 START_TEST(misuse_optim_save)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_save(opt, fx_path);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_save(opt, fx_path)");
+    check_outputs(&O, &O0, rc < 0, "optim_save(opt, fx_path)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_save(NULL, fx_path);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_save(NULL, fx_path)");
+    check_outputs(&O, &O0, rc < 0, "optim_save(NULL, fx_path)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_save(FX_BOGUS, fx_path);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_save(FX_BOGUS, fx_path)");
+    check_outputs(&O, &O0, rc < 0, "optim_save(FX_BOGUS, fx_path)");
+    check_bogus("optim_save(FX_BOGUS, fx_path)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_save(opt, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_save(opt, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_save(opt, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_save: 3 calls */
+/* optim_save: 4 calls */
 START_TEST(misuse_optim_load)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load(opt, fx_saved(opt));
     check_rc(opt, rc, EXP_OK, before, 1, "optim_load(opt, fx_saved(opt))");
+    check_outputs(&O, &O0, rc < 0, "optim_load(opt, fx_saved(opt))");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load(NULL, fx_saved(opt));
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_load(NULL, fx_saved(opt))");
+    check_outputs(&O, &O0, rc < 0, "optim_load(NULL, fx_saved(opt))");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load(FX_BOGUS, fx_saved(opt));
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_load(FX_BOGUS, fx_saved(opt))");
+    check_outputs(&O, &O0, rc < 0, "optim_load(FX_BOGUS, fx_saved(opt))");
+    check_bogus("optim_load(FX_BOGUS, fx_saved(opt))");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load(opt, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_load(opt, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_load(opt, NULL)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_load: 3 calls */
+/* optim_load: 4 calls */
 START_TEST(misuse_optim_load_params)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, fx_saved(opt), fx_indices, 2);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_load_params(opt, fx_saved(opt), fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_saved(opt), fx_indices, 2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(NULL, fx_saved(opt), fx_indices, 2);
     check_rc(opt, rc, EXP_ERR, before, 0, "optim_load_params(NULL, fx_saved(opt), fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(NULL, fx_saved(opt), fx_indices, 2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load_params(FX_BOGUS, fx_saved(opt), fx_indices, 2);
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_load_params(FX_BOGUS, fx_saved(opt), fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(FX_BOGUS, fx_saved(opt), fx_indices, 2)");
+    check_bogus("optim_load_params(FX_BOGUS, fx_saved(opt), fx_indices, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, NULL, fx_indices, 2);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, NULL, fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, NULL, fx_indices, 2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, fx_saved(opt), NULL, 2);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, fx_saved(opt), NULL, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_saved(opt), NULL, 2)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, fx_saved(opt), fx_indices, 0);
-    check_rc(opt, rc, EXP_ANY, before, 1, "optim_load_params(opt, fx_saved(opt), fx_indices, 0)");
+    check_rc(opt, rc, EXP_OK, before, 1, "optim_load_params(opt, fx_saved(opt), fx_indices, 0)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_saved(opt), fx_indices, 0)");
     optim_destroy(opt);
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, fx_saved(opt), fx_indices, -1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, fx_saved(opt), fx_indices, -1)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_saved(opt), fx_indices, -1)");
     optim_destroy(opt);
   }
 }
 END_TEST
-/* optim_load_params: 6 calls; skipped count=INT_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
+/* optim_load_params: 7 calls; skipped count=INT_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
 START_TEST(misuse_optim_schedule_eval)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_schedule_eval("cosine:total=100", 10, &O.d);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_schedule_eval(\"cosine:total=100\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=100\", 10, &O.d)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_schedule_eval(NULL, 10, &O.d);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(NULL, 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(NULL, 10, &O.d)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_schedule_eval("cosine:total=100", 0, &O.d);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_schedule_eval(\"cosine:total=100\", 0, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=100\", 0, &O.d)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_schedule_eval("cosine:total=100", -1, &O.d);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:total=100\", -1, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=100\", -1, &O.d)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_schedule_eval("cosine:total=100", INT64_MAX, &O.d);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_schedule_eval(\"cosine:total=100\", INT64_MAX, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=100\", INT64_MAX, &O.d)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_schedule_eval("cosine:total=100", 10, NULL);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:total=100\", 10, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=100\", 10, NULL)");
   }
 }
 END_TEST
@@ -3676,64 +5078,84 @@ END_TEST
 START_TEST(misuse_optim_schedule_refined)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
-    int rc = optim_schedule_refined(fx_gnorms, 3, 2, 4, fx_factors);
-    check_rc(NULL, rc, EXP_OK, 0, 0, "optim_schedule_refined(fx_gnorms, 3, 2, 4, fx_factors)");
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_refined(fx_gnorms, 3, 2, 4, O.factors);
+    check_rc(NULL, rc, EXP_OK, 0, 0, "optim_schedule_refined(fx_gnorms, 3, 2, 4, O.factors)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_refined(fx_gnorms, 3, 2, 4, O.factors)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
-    int rc = optim_schedule_refined(NULL, 3, 2, 4, fx_factors);
-    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(NULL, 3, 2, 4, fx_factors)");
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_refined(NULL, 3, 2, 4, O.factors);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(NULL, 3, 2, 4, O.factors)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_refined(NULL, 3, 2, 4, O.factors)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
-    int rc = optim_schedule_refined(fx_gnorms, 0, 2, 4, fx_factors);
-    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 0, 2, 4, fx_factors)");
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_refined(fx_gnorms, 0, 2, 4, O.factors);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 0, 2, 4, O.factors)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_refined(fx_gnorms, 0, 2, 4, O.factors)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
-    int rc = optim_schedule_refined(fx_gnorms, -1, 2, 4, fx_factors);
-    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, -1, 2, 4, fx_factors)");
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_refined(fx_gnorms, -1, 2, 4, O.factors);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, -1, 2, 4, O.factors)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_refined(fx_gnorms, -1, 2, 4, O.factors)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
-    int rc = optim_schedule_refined(fx_gnorms, 3, 0, 4, fx_factors);
-    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, 0, 4, fx_factors)");
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_refined(fx_gnorms, 3, 0, 4, O.factors);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, 0, 4, O.factors)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_refined(fx_gnorms, 3, 0, 4, O.factors)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
-    int rc = optim_schedule_refined(fx_gnorms, 3, -1, 4, fx_factors);
-    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, -1, 4, fx_factors)");
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_refined(fx_gnorms, 3, -1, 4, O.factors);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, -1, 4, O.factors)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_refined(fx_gnorms, 3, -1, 4, O.factors)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
-    int rc = optim_schedule_refined(fx_gnorms, 3, INT_MAX, 4, fx_factors);
-    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, INT_MAX, 4, fx_factors)");
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_refined(fx_gnorms, 3, INT_MAX, 4, O.factors);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, INT_MAX, 4, O.factors)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_refined(fx_gnorms, 3, INT_MAX, 4, O.factors)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
-    int rc = optim_schedule_refined(fx_gnorms, 3, 2, 0, fx_factors);
-    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, 2, 0, fx_factors)");
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_refined(fx_gnorms, 3, 2, 0, O.factors);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, 2, 0, O.factors)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_refined(fx_gnorms, 3, 2, 0, O.factors)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
-    int rc = optim_schedule_refined(fx_gnorms, 3, 2, -1, fx_factors);
-    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, 2, -1, fx_factors)");
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_refined(fx_gnorms, 3, 2, -1, O.factors);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, 2, -1, O.factors)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_refined(fx_gnorms, 3, 2, -1, O.factors)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_schedule_refined(fx_gnorms, 3, 2, 4, NULL);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, 2, 4, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_refined(fx_gnorms, 3, 2, 4, NULL)");
   }
 }
 END_TEST
@@ -3741,58 +5163,76 @@ END_TEST
 START_TEST(misuse_optim_step_law)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_step_law(1e6, 1e9, &O.d, &O.d2);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_step_law(1e6, 1e9, &O.d, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(1e6, 1e9, &O.d, &O.d2)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_step_law(NAN, 1e9, &O.d, &O.d2);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_step_law(NAN, 1e9, &O.d, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(NAN, 1e9, &O.d, &O.d2)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_step_law(INFINITY, 1e9, &O.d, &O.d2);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_step_law(INFINITY, 1e9, &O.d, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(INFINITY, 1e9, &O.d, &O.d2)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_step_law(-INFINITY, 1e9, &O.d, &O.d2);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_step_law(-INFINITY, 1e9, &O.d, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(-INFINITY, 1e9, &O.d, &O.d2)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_step_law(1e6, NAN, &O.d, &O.d2);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_step_law(1e6, NAN, &O.d, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(1e6, NAN, &O.d, &O.d2)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_step_law(1e6, INFINITY, &O.d, &O.d2);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_step_law(1e6, INFINITY, &O.d, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(1e6, INFINITY, &O.d, &O.d2)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_step_law(1e6, -INFINITY, &O.d, &O.d2);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_step_law(1e6, -INFINITY, &O.d, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(1e6, -INFINITY, &O.d, &O.d2)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_step_law(1e6, 1e9, NULL, &O.d2);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_step_law(1e6, 1e9, NULL, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(1e6, 1e9, NULL, &O.d2)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_step_law(1e6, 1e9, &O.d, NULL);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_step_law(1e6, 1e9, &O.d, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(1e6, 1e9, &O.d, NULL)");
   }
 }
 END_TEST
@@ -3800,118 +5240,156 @@ END_TEST
 START_TEST(misuse_optim_batch_size_test)
 {
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test(NULL, OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(NULL, OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(NULL, OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", 0, 3, 2, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", 0, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", 0, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", -1, 3, 2, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", -1, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", -1, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", INT_MAX, 3, 2, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", INT_MAX, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", INT_MAX, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 0, 2, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 0, 2, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 0, 2, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, -1, 2, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, -1, 2, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, -1, 2, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, INT64_MAX, 2, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, INT64_MAX, 2, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, INT64_MAX, 2, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 0, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 0, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 0, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, -1, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, -1, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, -1, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, INT64_MAX, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, INT64_MAX, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, INT64_MAX, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, NULL, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, NULL, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, NULL, 0.5, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, NAN, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, NAN, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, NAN, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, INFINITY, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, INFINITY, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, INFINITY, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, -INFINITY, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, -INFINITY, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, -INFINITY, 1.0, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, NAN, &O.l);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, NAN, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, NAN, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, INFINITY, &O.l);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, INFINITY, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, INFINITY, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, -INFINITY, &O.l);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, -INFINITY, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, -INFINITY, &O.l)");
   }
   {
-    struct outs O;
-    memset(&O, 0, sizeof O);
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, NULL);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, NULL)");
   }
 }
 END_TEST
@@ -4139,4 +5617,4 @@ int main(void)
   unlink(fx_saved_path);
   return rc;
 }
-/* 68 functions, 392 generated calls. */
+/* 68 functions, 448 generated calls. */
