@@ -40,23 +40,44 @@ struct outs {
   optim_optimizer *opt;
 };
 
+/* A failed expectation fails the test at once, or with MISUSE_ALL set in
+ * the environment, is printed and the test goes on (fails at its end): to
+ * see every finding of a sweep at a time. */
+static int fx_failures;
+#define EXPECT(cond, ...)                                           \
+  do {                                                              \
+    if (!(cond)) {                                                  \
+      if (!getenv("MISUSE_ALL")) ck_abort_msg(__VA_ARGS__);         \
+      fprintf(stderr, __VA_ARGS__);                                 \
+      fputc('\n', stderr);                                          \
+      fx_failures++;                                                \
+    }                                                               \
+  } while (0)
+
 /* Not a handle: zero bytes without the magic number, which the library
  * must recognize (OPTIM_EINVAL, NULL, a no-op for optim_destroy) and leave
  * untouched. */
 static _Alignas(64) unsigned char fx_bogus[4096];
 #define FX_BOGUS ((optim_optimizer *)(void *)fx_bogus)
 
+/* A name longer than any the library accepts (names are at most 255 bytes). */
+#define FX_LONG \
+  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
 static void check_bogus(const char *what)
 {
   for (size_t i = 0; i < sizeof fx_bogus; i++)
-    ck_assert_msg(fx_bogus[i] == 0, "%s wrote into a non-handle", what);
+    EXPECT(fx_bogus[i] == 0, "%s wrote into a non-handle", what);
 }
 
 /* Outputs are written only on success. */
 static void check_outputs(const struct outs *o, const struct outs *o0, int failed,
                           const char *what)
 {
-  if (failed) ck_assert_msg(!memcmp(o, o0, sizeof *o), "%s failed but wrote an output", what);
+  if (failed) EXPECT(!memcmp(o, o0, sizeof *o), "%s failed but wrote an output", what);
 }
 
 /* Caller buffers of the fixture: group 0 adamw ("w" 2x3 and "b" 3,
@@ -240,24 +261,24 @@ static void check_unchanged(optim_optimizer *o, uint64_t before, int failed, int
   if (!o || !failed) return;
   if (errmsg) {
     const char *m = optim_errmsg(o);
-    ck_assert_msg(m && m[0], "%s failed with an empty optim_errmsg", what);
+    EXPECT(m && m[0], "%s failed with an empty optim_errmsg", what);
   }
-  ck_assert_msg(fx_hash(o) == before, "%s failed but changed the optimizer", what);
+  EXPECT(fx_hash(o) == before, "%s failed but changed the optimizer", what);
 }
 
 static void check_rc(optim_optimizer *o, int rc, int exp, uint64_t before, int errmsg,
                      const char *what)
 {
   if (exp == EXP_OK)
-    ck_assert_msg(rc >= 0, "%s returned %d (%s)", what, rc, o ? optim_errmsg(o) : "");
-  if (exp == EXP_ERR) ck_assert_msg(rc < 0, "%s accepted invalid input (returned %d)", what, rc);
+    EXPECT(rc >= 0, "%s returned %d (%s)", what, rc, o ? optim_errmsg(o) : "");
+  if (exp == EXP_ERR) EXPECT(rc < 0, "%s accepted invalid input (returned %d)", what, rc);
   check_unchanged(o, before, rc < 0, errmsg, what);
 }
 
 static void check_ptr(const char *r, int exp, const char *what)
 {
-  if (exp == EXP_OK) ck_assert_msg(r != NULL, "%s returned NULL", what);
-  if (exp == EXP_ERR) ck_assert_msg(r == NULL, "%s returned non-NULL for invalid input", what);
+  if (exp == EXP_OK) EXPECT(r != NULL, "%s returned NULL", what);
+  if (exp == EXP_ERR) EXPECT(r == NULL, "%s returned non-NULL for invalid input", what);
 }
 
 START_TEST(misuse_optim_version)
@@ -268,8 +289,9 @@ START_TEST(misuse_optim_version)
     O0 = O;
     (void)O0;
     const char *r = optim_version();
-    ck_assert_msg(r != NULL, "%s returned NULL", "optim_version()");
+    EXPECT(r != NULL, "%s returned NULL", "optim_version()");
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_version: 1 calls */
@@ -281,7 +303,7 @@ START_TEST(misuse_optim_strerror)
     O0 = O;
     (void)O0;
     const char *r = optim_strerror(OPTIM_EINVAL);
-    ck_assert_msg(r != NULL, "%s returned NULL", "optim_strerror(OPTIM_EINVAL)");
+    EXPECT(r != NULL, "%s returned NULL", "optim_strerror(OPTIM_EINVAL)");
   }
   {
     struct outs O, O0;
@@ -289,7 +311,7 @@ START_TEST(misuse_optim_strerror)
     O0 = O;
     (void)O0;
     const char *r = optim_strerror(0);
-    ck_assert_msg(r != NULL, "%s returned NULL", "optim_strerror(0)");
+    EXPECT(r != NULL, "%s returned NULL", "optim_strerror(0)");
   }
   {
     struct outs O, O0;
@@ -297,7 +319,7 @@ START_TEST(misuse_optim_strerror)
     O0 = O;
     (void)O0;
     const char *r = optim_strerror(-1);
-    ck_assert_msg(r != NULL, "%s returned NULL", "optim_strerror(-1)");
+    EXPECT(r != NULL, "%s returned NULL", "optim_strerror(-1)");
   }
   {
     struct outs O, O0;
@@ -305,8 +327,9 @@ START_TEST(misuse_optim_strerror)
     O0 = O;
     (void)O0;
     const char *r = optim_strerror(INT_MAX);
-    ck_assert_msg(r != NULL, "%s returned NULL", "optim_strerror(INT_MAX)");
+    EXPECT(r != NULL, "%s returned NULL", "optim_strerror(INT_MAX)");
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_strerror: 4 calls */
@@ -320,6 +343,7 @@ START_TEST(misuse_optim_algorithm_count)
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_algorithm_count()");
     check_outputs(&O, &O0, rc < 0, "optim_algorithm_count()");
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_algorithm_count: 1 calls */
@@ -349,6 +373,7 @@ START_TEST(misuse_optim_algorithm_name)
     const char *r = optim_algorithm_name(INT_MAX);
     check_ptr(r, EXP_ERR, "optim_algorithm_name(INT_MAX)");
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_algorithm_name: 3 calls */
@@ -370,9 +395,26 @@ START_TEST(misuse_optim_algorithm_doc)
     const char *r = optim_algorithm_doc(NULL);
     check_ptr(r, EXP_ERR, "optim_algorithm_doc(NULL)");
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
+    const char *r = optim_algorithm_doc("");
+    check_ptr(r, EXP_ERR, "optim_algorithm_doc(\"\")");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
+    const char *r = optim_algorithm_doc(FX_LONG);
+    check_ptr(r, EXP_ERR, "optim_algorithm_doc(FX_LONG)");
+  }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_algorithm_doc: 2 calls */
+/* optim_algorithm_doc: 4 calls */
 START_TEST(misuse_optim_hparam_count)
 {
   {
@@ -391,9 +433,26 @@ START_TEST(misuse_optim_hparam_count)
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_hparam_count(NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_hparam_count(NULL)");
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_hparam_count("");
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_hparam_count(\"\")");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_count(\"\")");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_hparam_count(FX_LONG);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_hparam_count(FX_LONG)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_count(FX_LONG)");
+  }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_hparam_count: 2 calls */
+/* optim_hparam_count: 4 calls */
 START_TEST(misuse_optim_hparam_info)
 {
   {
@@ -411,6 +470,22 @@ START_TEST(misuse_optim_hparam_info)
     int rc = optim_hparam_info(NULL, 1, &O.s, &O.i, &O.s2, &O.s3);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_hparam_info(NULL, 1, &O.s, &O.i, &O.s2, &O.s3)");
     check_outputs(&O, &O0, rc < 0, "optim_hparam_info(NULL, 1, &O.s, &O.i, &O.s2, &O.s3)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_hparam_info("", 1, &O.s, &O.i, &O.s2, &O.s3);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_hparam_info(\"\", 1, &O.s, &O.i, &O.s2, &O.s3)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"\", 1, &O.s, &O.i, &O.s2, &O.s3)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_hparam_info(FX_LONG, 1, &O.s, &O.i, &O.s2, &O.s3);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_hparam_info(FX_LONG, 1, &O.s, &O.i, &O.s2, &O.s3)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(FX_LONG, 1, &O.s, &O.i, &O.s2, &O.s3)");
   }
   {
     struct outs O, O0;
@@ -468,9 +543,10 @@ START_TEST(misuse_optim_hparam_info)
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_hparam_info(\"adamw\", 1, &O.s, &O.i, &O.s2, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"adamw\", 1, &O.s, &O.i, &O.s2, NULL)");
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_hparam_info: 9 calls */
+/* optim_hparam_info: 11 calls */
 START_TEST(misuse_optim_create)
 {
   {
@@ -482,6 +558,7 @@ START_TEST(misuse_optim_create)
     check_outputs(&O, &O0, rc < 0, "optim_create(NULL)");
     if (rc == OPTIM_OK) optim_destroy(O.opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_create: 1 calls */
@@ -511,6 +588,7 @@ START_TEST(misuse_optim_destroy)
     check_bogus("optim_destroy(FX_BOGUS)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_destroy: 2 calls */
@@ -524,7 +602,7 @@ START_TEST(misuse_optim_errmsg)
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_errmsg(opt);
-    ck_assert_msg(r != NULL, "%s returned NULL", "optim_errmsg(opt)");
+    EXPECT(r != NULL, "%s returned NULL", "optim_errmsg(opt)");
     check_unchanged(opt, before, r == NULL && 0, 0, "optim_errmsg(opt)");
     optim_destroy(opt);
   }
@@ -536,7 +614,7 @@ START_TEST(misuse_optim_errmsg)
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_errmsg(NULL);
-    ck_assert_msg(r != NULL, "%s returned NULL", "optim_errmsg(NULL)");
+    EXPECT(r != NULL, "%s returned NULL", "optim_errmsg(NULL)");
     check_unchanged(opt, before, r == NULL && 1, 0, "optim_errmsg(NULL)");
     optim_destroy(opt);
   }
@@ -548,11 +626,12 @@ START_TEST(misuse_optim_errmsg)
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_errmsg(FX_BOGUS);
-    ck_assert_msg(r != NULL, "%s returned NULL", "optim_errmsg(FX_BOGUS)");
+    EXPECT(r != NULL, "%s returned NULL", "optim_errmsg(FX_BOGUS)");
     check_unchanged(opt, before, r == NULL && 1, 0, "optim_errmsg(FX_BOGUS)");
     check_bogus("optim_errmsg(FX_BOGUS)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_errmsg: 3 calls */
@@ -625,6 +704,7 @@ START_TEST(misuse_optim_set_threads)
     check_outputs(&O, &O0, rc < 0, "optim_set_threads(opt, INT_MAX)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_set_threads: 6 calls */
@@ -681,14 +761,37 @@ START_TEST(misuse_optim_add_group)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_add_group(opt, "", &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_group(opt, \"\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_group(opt, \"\", &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_group(opt, FX_LONG, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_group(opt, FX_LONG, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_group(opt, FX_LONG, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_add_group(opt, "sgd", NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_add_group(opt, \"sgd\", NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_add_group(opt, \"sgd\", NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_add_group: 5 calls */
+/* optim_add_group: 7 calls */
 START_TEST(misuse_optim_group_count)
 {
   {
@@ -725,6 +828,7 @@ START_TEST(misuse_optim_group_count)
     check_bogus("optim_group_count(FX_BOGUS)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_group_count: 3 calls */
@@ -803,6 +907,7 @@ START_TEST(misuse_optim_group_algorithm)
     check_unchanged(opt, before, r == NULL && 1, 0, "optim_group_algorithm(opt, INT_MAX)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_group_algorithm: 6 calls */
@@ -881,6 +986,28 @@ START_TEST(misuse_optim_set_double)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_set_double(opt, 0, "", 0.01);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, 0, \"\", 0.01)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, \"\", 0.01)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_double(opt, 0, FX_LONG, 0.01);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, 0, FX_LONG, 0.01)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, FX_LONG, 0.01)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "lr", NAN);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, 0, \"lr\", NAN)");
     check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, \"lr\", NAN)");
@@ -908,9 +1035,10 @@ START_TEST(misuse_optim_set_double)
     check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, \"lr\", -INFINITY)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_double: 9 calls */
+/* optim_set_double: 11 calls */
 START_TEST(misuse_optim_get_double)
 {
   {
@@ -986,14 +1114,37 @@ START_TEST(misuse_optim_get_double)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_get_double(opt, 0, "", &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_double(opt, 0, \"\", &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, 0, \"\", &O.d)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_double(opt, 0, FX_LONG, &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_double(opt, 0, FX_LONG, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, 0, FX_LONG, &O.d)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, 0, "lr", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_double(opt, 0, \"lr\", NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, 0, \"lr\", NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_double: 7 calls */
+/* optim_get_double: 9 calls */
 START_TEST(misuse_optim_set_int)
 {
   {
@@ -1080,6 +1231,28 @@ START_TEST(misuse_optim_set_int)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_set_int(opt, 2, "", 4);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, 2, \"\", 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 2, \"\", 4)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_int(opt, 2, FX_LONG, 4);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, 2, FX_LONG, 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 2, FX_LONG, 4)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, "ns_steps", 0);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, 2, \"ns_steps\", 0)");
     check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 2, \"ns_steps\", 0)");
@@ -1107,9 +1280,10 @@ START_TEST(misuse_optim_set_int)
     check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 2, \"ns_steps\", INT64_MAX)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_int: 10 calls */
+/* optim_set_int: 12 calls */
 START_TEST(misuse_optim_get_int)
 {
   {
@@ -1196,14 +1370,37 @@ START_TEST(misuse_optim_get_int)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_get_int(opt, 2, "", &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_int(opt, 2, \"\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_int(opt, 2, \"\", &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_int(opt, 2, FX_LONG, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_int(opt, 2, FX_LONG, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_int(opt, 2, FX_LONG, &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 2, "ns_steps", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_int(opt, 2, \"ns_steps\", NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_get_int(opt, 2, \"ns_steps\", NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_int: 8 calls */
+/* optim_get_int: 10 calls */
 START_TEST(misuse_optim_set_bool)
 {
   {
@@ -1279,6 +1476,28 @@ START_TEST(misuse_optim_set_bool)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_set_bool(opt, 0, "", 1);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_bool(opt, 0, \"\", 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, 0, \"\", 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_bool(opt, 0, FX_LONG, 1);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_bool(opt, 0, FX_LONG, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, 0, FX_LONG, 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, "amsgrad", 0);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_bool(opt, 0, \"amsgrad\", 0)");
     check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, 0, \"amsgrad\", 0)");
@@ -1306,9 +1525,10 @@ START_TEST(misuse_optim_set_bool)
     check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, 0, \"amsgrad\", INT_MAX)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_bool: 9 calls */
+/* optim_set_bool: 11 calls */
 START_TEST(misuse_optim_get_bool)
 {
   {
@@ -1384,14 +1604,37 @@ START_TEST(misuse_optim_get_bool)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_get_bool(opt, 0, "", &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_bool(opt, 0, \"\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_bool(opt, 0, \"\", &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_bool(opt, 0, FX_LONG, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_bool(opt, 0, FX_LONG, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_bool(opt, 0, FX_LONG, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, 0, "amsgrad", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_bool(opt, 0, \"amsgrad\", NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_get_bool(opt, 0, \"amsgrad\", NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_bool: 7 calls */
+/* optim_get_bool: 9 calls */
 START_TEST(misuse_optim_set_string)
 {
   {
@@ -1467,14 +1710,59 @@ START_TEST(misuse_optim_set_string)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_set_string(opt, 0, "", "skip");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, 0, \"\", \"skip\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, 0, \"\", \"skip\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_string(opt, 0, FX_LONG, "skip");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, 0, FX_LONG, \"skip\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, 0, FX_LONG, \"skip\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, 0, "nonfinite", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, 0, \"nonfinite\", NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, 0, \"nonfinite\", NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_string(opt, 0, "nonfinite", "");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, 0, \"nonfinite\", \"\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, 0, \"nonfinite\", \"\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_string(opt, 0, "nonfinite", FX_LONG);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, 0, \"nonfinite\", FX_LONG)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, 0, \"nonfinite\", FX_LONG)");
+    optim_destroy(opt);
+  }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_string: 7 calls */
+/* optim_set_string: 11 calls */
 START_TEST(misuse_optim_get_string)
 {
   {
@@ -1550,6 +1838,28 @@ START_TEST(misuse_optim_get_string)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_get_string(opt, 0, "", O.buf, sizeof O.buf);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, 0, \"\", O.buf, sizeof O.buf)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, \"\", O.buf, sizeof O.buf)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_string(opt, 0, FX_LONG, O.buf, sizeof O.buf);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, 0, FX_LONG, O.buf, sizeof O.buf)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, FX_LONG, O.buf, sizeof O.buf)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, "nonfinite", NULL, sizeof O.buf);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, 0, \"nonfinite\", NULL, sizeof O.buf)");
     check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, \"nonfinite\", NULL, sizeof O.buf)");
@@ -1577,9 +1887,10 @@ START_TEST(misuse_optim_get_string)
     check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, \"nonfinite\", O.buf, SIZE_MAX)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_string: 9 calls */
+/* optim_get_string: 11 calls */
 START_TEST(misuse_optim_set_option)
 {
   {
@@ -1655,14 +1966,59 @@ START_TEST(misuse_optim_set_option)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "", "0.01");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"\", \"0.01\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"\", \"0.01\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, FX_LONG, "0.01");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, FX_LONG, \"0.01\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, FX_LONG, \"0.01\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, 0, "lr", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"lr\", NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "lr", "");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"lr\", \"\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", \"\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "lr", FX_LONG);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"lr\", FX_LONG)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", FX_LONG)");
+    optim_destroy(opt);
+  }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_option: 7 calls */
+/* optim_set_option: 11 calls */
 START_TEST(misuse_optim_configure)
 {
   {
@@ -1732,9 +2088,32 @@ START_TEST(misuse_optim_configure)
     check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_configure(opt, 0, "");
+    check_rc(opt, rc, EXP_OK, before, 1, "optim_configure(opt, 0, \"\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, \"\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_configure(opt, 0, FX_LONG);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, 0, FX_LONG)");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, FX_LONG)");
+    optim_destroy(opt);
+  }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_configure: 6 calls */
+/* optim_configure: 8 calls */
 START_TEST(misuse_optim_set_schedule)
 {
   {
@@ -1810,14 +2189,59 @@ START_TEST(misuse_optim_set_schedule)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, 0, "", "cosine:total=100");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 0, \"\", \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"\", \"cosine:total=100\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, 0, FX_LONG, "cosine:total=100");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 0, FX_LONG, \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, FX_LONG, \"cosine:total=100\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, 0, "lr", NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_schedule(opt, 0, \"lr\", NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"lr\", NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, 0, "lr", "");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 0, \"lr\", \"\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"lr\", \"\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, 0, "lr", FX_LONG);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 0, \"lr\", FX_LONG)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"lr\", FX_LONG)");
+    optim_destroy(opt);
+  }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_schedule: 7 calls */
+/* optim_set_schedule: 11 calls */
 START_TEST(misuse_optim_set_schedule_table)
 {
   {
@@ -1893,6 +2317,28 @@ START_TEST(misuse_optim_set_schedule_table)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule_table(opt, 0, "", fx_table, 3);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, 0, \"\", fx_table, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"\", fx_table, 3)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule_table(opt, 0, FX_LONG, fx_table, 3);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, 0, FX_LONG, fx_table, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, FX_LONG, fx_table, 3)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, "lr", NULL, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, 0, \"lr\", NULL, 3)");
     check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"lr\", NULL, 3)");
@@ -1920,9 +2366,10 @@ START_TEST(misuse_optim_set_schedule_table)
     check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"lr\", fx_table, -1)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_schedule_table: 9 calls; skipped count=INT64_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
+/* optim_set_schedule_table: 11 calls; skipped count=INT64_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
 START_TEST(misuse_optim_scale_batch_size)
 {
   {
@@ -2025,9 +2472,32 @@ START_TEST(misuse_optim_scale_batch_size)
     check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, 2.0, NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_scale_batch_size(opt, 0, 2.0, "");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, 2.0, \"\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, 2.0, \"\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_scale_batch_size(opt, 0, 2.0, FX_LONG);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, 2.0, FX_LONG)");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, 2.0, FX_LONG)");
+    optim_destroy(opt);
+  }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_scale_batch_size: 9 calls */
+/* optim_scale_batch_size: 11 calls */
 START_TEST(misuse_optim_add_param)
 {
   {
@@ -2095,6 +2565,28 @@ START_TEST(misuse_optim_add_param)
     int rc = optim_add_param(opt, 0, NULL, OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, NULL, OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, NULL, OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, "", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, FX_LONG, OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, FX_LONG, OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, FX_LONG, OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
@@ -2207,9 +2699,10 @@ START_TEST(misuse_optim_add_param)
     check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_add_param: 16 calls */
+/* optim_add_param: 18 calls */
 START_TEST(misuse_optim_param_bind)
 {
   {
@@ -2301,6 +2794,7 @@ START_TEST(misuse_optim_param_bind)
     check_outputs(&O, &O0, rc < 0, "optim_param_bind(opt, 1, fx_b, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_bind: 8 calls */
@@ -2340,6 +2834,7 @@ START_TEST(misuse_optim_param_count)
     check_bogus("optim_param_count(FX_BOGUS)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_count: 3 calls */
@@ -2396,14 +2891,37 @@ START_TEST(misuse_optim_param_find)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_find(opt, "", &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_find(opt, \"\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_find(opt, \"\", &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_find(opt, FX_LONG, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_find(opt, FX_LONG, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_find(opt, FX_LONG, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_find(opt, "b", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_find(opt, \"b\", NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_param_find(opt, \"b\", NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_find: 5 calls */
+/* optim_param_find: 7 calls */
 START_TEST(misuse_optim_param_info)
 {
   {
@@ -2528,6 +3046,7 @@ START_TEST(misuse_optim_param_info)
     check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, 1, &O.s, &O.i, &O.i2, &O.i3, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_info: 11 calls */
@@ -2622,6 +3141,7 @@ START_TEST(misuse_optim_param_buffers)
     check_outputs(&O, &O0, rc < 0, "optim_param_buffers(opt, 1, &O.p, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_buffers: 8 calls */
@@ -2727,6 +3247,7 @@ START_TEST(misuse_optim_param_set_frozen)
     check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(opt, 1, INT_MAX)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_set_frozen: 9 calls */
@@ -2810,6 +3331,7 @@ START_TEST(misuse_optim_param_get_frozen)
     check_outputs(&O, &O0, rc < 0, "optim_param_get_frozen(opt, 1, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_get_frozen: 7 calls */
@@ -2937,6 +3459,7 @@ START_TEST(misuse_optim_param_set_range)
     check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 1, 0, INT64_MAX)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_set_range: 11 calls */
@@ -3020,6 +3543,7 @@ START_TEST(misuse_optim_param_bind_hvp)
     check_outputs(&O, &O0, rc < 0, "optim_param_bind_hvp(opt, 4, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_bind_hvp: 7 calls */
@@ -3092,6 +3616,7 @@ START_TEST(misuse_optim_set_hvp_callback)
     check_outputs(&O, &O0, rc < 0, "optim_set_hvp_callback(opt, fx_hvp, NULL, UINT64_MAX)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_set_hvp_callback: 6 calls */
@@ -3142,6 +3667,7 @@ START_TEST(misuse_optim_set_row_reduce)
     check_outputs(&O, &O0, rc < 0, "optim_set_row_reduce(opt, NULL, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_set_row_reduce: 4 calls */
@@ -3192,6 +3718,7 @@ START_TEST(misuse_optim_set_norm_reduce)
     check_outputs(&O, &O0, rc < 0, "optim_set_norm_reduce(opt, NULL, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_set_norm_reduce: 4 calls */
@@ -3286,6 +3813,7 @@ START_TEST(misuse_optim_param_get_range)
     check_outputs(&O, &O0, rc < 0, "optim_param_get_range(opt, 1, &O.l, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_get_range: 8 calls */
@@ -3369,6 +3897,7 @@ START_TEST(misuse_optim_param_cost)
     check_outputs(&O, &O0, rc < 0, "optim_param_cost(opt, 3, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_cost: 7 calls */
@@ -3441,6 +3970,7 @@ START_TEST(misuse_optim_state_count)
     check_outputs(&O, &O0, rc < 0, "optim_state_count(opt, INT_MAX)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_state_count: 6 calls */
@@ -3579,6 +4109,7 @@ START_TEST(misuse_optim_state_info)
     check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 1, 1, &O.s, &O.i, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_state_info: 12 calls */
@@ -3668,6 +4199,28 @@ START_TEST(misuse_optim_state_buffer)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_state_buffer(opt, 1, "", &O.cp, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_buffer(opt, 1, \"\", &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, \"\", &O.cp, &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_buffer(opt, 1, FX_LONG, &O.cp, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_buffer(opt, 1, FX_LONG, &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, FX_LONG, &O.cp, &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, "exp_avg", NULL, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_buffer(opt, 1, \"exp_avg\", NULL, &O.l)");
     check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, \"exp_avg\", NULL, &O.l)");
@@ -3684,9 +4237,10 @@ START_TEST(misuse_optim_state_buffer)
     check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, \"exp_avg\", &O.cp, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_state_buffer: 9 calls */
+/* optim_state_buffer: 11 calls */
 START_TEST(misuse_optim_state_set_buffer)
 {
   {
@@ -3773,6 +4327,28 @@ START_TEST(misuse_optim_state_set_buffer)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_state_set_buffer(opt, 1, "", fx_b3, 3);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 1, \"\", fx_b3, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"\", fx_b3, 3)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_set_buffer(opt, 1, FX_LONG, fx_b3, 3);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 1, FX_LONG, fx_b3, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, FX_LONG, fx_b3, 3)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "exp_avg", NULL, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 1, \"exp_avg\", NULL, 3)");
     check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"exp_avg\", NULL, 3)");
@@ -3811,9 +4387,10 @@ START_TEST(misuse_optim_state_set_buffer)
     check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, INT64_MAX)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_state_set_buffer: 11 calls */
+/* optim_state_set_buffer: 13 calls */
 START_TEST(misuse_optim_state_scalar)
 {
   {
@@ -3900,14 +4477,37 @@ START_TEST(misuse_optim_state_scalar)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_state_scalar(opt, 1, "", &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_scalar(opt, 1, \"\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, 1, \"\", &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_scalar(opt, 1, FX_LONG, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_scalar(opt, 1, FX_LONG, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, 1, FX_LONG, &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 1, "step", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_scalar(opt, 1, \"step\", NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, 1, \"step\", NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_state_scalar: 8 calls */
+/* optim_state_scalar: 10 calls */
 START_TEST(misuse_optim_get_counter)
 {
   {
@@ -3994,14 +4594,37 @@ START_TEST(misuse_optim_get_counter)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_get_counter(opt, 1, "", &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_counter(opt, 1, \"\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_counter(opt, 1, \"\", &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_counter(opt, 1, FX_LONG, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_counter(opt, 1, FX_LONG, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_counter(opt, 1, FX_LONG, &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 1, "steps", NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_counter(opt, 1, \"steps\", NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_get_counter(opt, 1, \"steps\", NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_counter: 8 calls */
+/* optim_get_counter: 10 calls */
 START_TEST(misuse_optim_step)
 {
   {
@@ -4038,6 +4661,7 @@ START_TEST(misuse_optim_step)
     check_bogus("optim_step(FX_BOGUS)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_step: 3 calls */
@@ -4110,6 +4734,7 @@ START_TEST(misuse_optim_step_scaled)
     check_outputs(&O, &O0, rc < 0, "optim_step_scaled(opt, -INFINITY)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_step_scaled: 6 calls */
@@ -4182,6 +4807,7 @@ START_TEST(misuse_optim_step_prepare)
     check_outputs(&O, &O0, rc < 0, "optim_step_prepare(opt, -INFINITY)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_step_prepare: 6 calls */
@@ -4210,6 +4836,7 @@ START_TEST(misuse_optim_step_commit)
     check_bogus("optim_step_commit(FX_BOGUS)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_step_commit: 2 calls */
@@ -4249,6 +4876,7 @@ START_TEST(misuse_optim_step_cancel)
     check_bogus("optim_step_cancel(FX_BOGUS)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_step_cancel: 3 calls */
@@ -4299,6 +4927,7 @@ START_TEST(misuse_optim_snapshot)
     check_outputs(&O, &O0, rc < 0, "optim_snapshot(opt, NULL, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_snapshot: 4 calls */
@@ -4371,6 +5000,7 @@ START_TEST(misuse_optim_param_bind_snapshot_grad)
     check_outputs(&O, &O0, rc < 0, "optim_param_bind_snapshot_grad(opt, 0, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_bind_snapshot_grad: 6 calls */
@@ -4443,6 +5073,7 @@ START_TEST(misuse_optim_set_clip_norm)
     check_outputs(&O, &O0, rc < 0, "optim_set_clip_norm(opt, -INFINITY)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_set_clip_norm: 6 calls */
@@ -4515,6 +5146,7 @@ START_TEST(misuse_optim_get_grad_norm)
     check_outputs(&O, &O0, rc < 0, "optim_get_grad_norm(opt, 0, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_get_grad_norm: 6 calls */
@@ -4620,6 +5252,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, 1, -INFINITY)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_set_decay_scale: 9 calls */
@@ -4703,6 +5336,7 @@ START_TEST(misuse_optim_param_get_decay_scale)
     check_outputs(&O, &O0, rc < 0, "optim_param_get_decay_scale(opt, 1, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_param_get_decay_scale: 7 calls */
@@ -4759,6 +5393,28 @@ START_TEST(misuse_optim_set_decay_mask)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_set_decay_mask(opt, "", 0.0, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_decay_mask(opt, \"\", 0.0, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"\", 0.0, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_decay_mask(opt, FX_LONG, 0.0, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_decay_mask(opt, FX_LONG, 0.0, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, FX_LONG, 0.0, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", NAN, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_decay_mask(opt, \"b\", NAN, &O.i)");
     check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b\", NAN, &O.i)");
@@ -4797,9 +5453,10 @@ START_TEST(misuse_optim_set_decay_mask)
     check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b\", 0.0, NULL)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_decay_mask: 8 calls */
+/* optim_set_decay_mask: 10 calls */
 START_TEST(misuse_optim_validate)
 {
   {
@@ -4836,6 +5493,7 @@ START_TEST(misuse_optim_validate)
     check_bogus("optim_validate(FX_BOGUS)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_validate: 3 calls */
@@ -4886,9 +5544,32 @@ START_TEST(misuse_optim_save)
     check_outputs(&O, &O0, rc < 0, "optim_save(opt, NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_save(opt, "");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_save(opt, \"\")");
+    check_outputs(&O, &O0, rc < 0, "optim_save(opt, \"\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_save(opt, FX_LONG);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_save(opt, FX_LONG)");
+    check_outputs(&O, &O0, rc < 0, "optim_save(opt, FX_LONG)");
+    optim_destroy(opt);
+  }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_save: 4 calls */
+/* optim_save: 6 calls */
 START_TEST(misuse_optim_load)
 {
   {
@@ -4936,9 +5617,32 @@ START_TEST(misuse_optim_load)
     check_outputs(&O, &O0, rc < 0, "optim_load(opt, NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load(opt, "");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load(opt, \"\")");
+    check_outputs(&O, &O0, rc < 0, "optim_load(opt, \"\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load(opt, FX_LONG);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load(opt, FX_LONG)");
+    check_outputs(&O, &O0, rc < 0, "optim_load(opt, FX_LONG)");
+    optim_destroy(opt);
+  }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_load: 4 calls */
+/* optim_load: 6 calls */
 START_TEST(misuse_optim_load_params)
 {
   {
@@ -4992,6 +5696,28 @@ START_TEST(misuse_optim_load_params)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_load_params(opt, "", fx_indices, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, \"\", fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, \"\", fx_indices, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load_params(opt, FX_LONG, fx_indices, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, FX_LONG, fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, FX_LONG, fx_indices, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, fx_saved(opt), NULL, 2);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, fx_saved(opt), NULL, 2)");
     check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_saved(opt), NULL, 2)");
@@ -5019,9 +5745,10 @@ START_TEST(misuse_optim_load_params)
     check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_saved(opt), fx_indices, -1)");
     optim_destroy(opt);
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_load_params: 7 calls; skipped count=INT_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
+/* optim_load_params: 9 calls; skipped count=INT_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
 START_TEST(misuse_optim_schedule_eval)
 {
   {
@@ -5039,6 +5766,22 @@ START_TEST(misuse_optim_schedule_eval)
     int rc = optim_schedule_eval(NULL, 10, &O.d);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(NULL, 10, &O.d)");
     check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(NULL, 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval(FX_LONG, 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(FX_LONG, 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(FX_LONG, 10, &O.d)");
   }
   {
     struct outs O, O0;
@@ -5072,9 +5815,10 @@ START_TEST(misuse_optim_schedule_eval)
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:total=100\", 10, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=100\", 10, NULL)");
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_schedule_eval: 6 calls */
+/* optim_schedule_eval: 8 calls */
 START_TEST(misuse_optim_schedule_refined)
 {
   {
@@ -5157,6 +5901,7 @@ START_TEST(misuse_optim_schedule_refined)
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_refined(fx_gnorms, 3, 2, 4, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_schedule_refined(fx_gnorms, 3, 2, 4, NULL)");
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_schedule_refined: 10 calls; skipped count=INT64_MAX (a length larger than the caller's array is undetectable undefined behaviour); skipped steps=INT64_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
@@ -5234,6 +5979,7 @@ START_TEST(misuse_optim_step_law)
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_step_law(1e6, 1e9, &O.d, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_step_law(1e6, 1e9, &O.d, NULL)");
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
 /* optim_step_law: 9 calls */
@@ -5254,6 +6000,22 @@ START_TEST(misuse_optim_batch_size_test)
     int rc = optim_batch_size_test(NULL, OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(NULL, OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
     check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(NULL, OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_batch_size_test("", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_batch_size_test(FX_LONG, OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(FX_LONG, OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(FX_LONG, OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, &O.l)");
   }
   {
     struct outs O, O0;
@@ -5391,9 +6153,10 @@ START_TEST(misuse_optim_batch_size_test)
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, NULL)");
   }
+  ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_batch_size_test: 19 calls */
+/* optim_batch_size_test: 21 calls */
 
 /* ---- optim_step on error changes nothing ---------------------------------------- */
 
@@ -5617,4 +6380,4 @@ int main(void)
   unlink(fx_saved_path);
   return rc;
 }
-/* 68 functions, 448 generated calls. */
+/* 68 functions, 512 generated calls. */

@@ -10,6 +10,7 @@ called on a valid optimizer (tests/check_misuse.c's fixture) with its valid
 baseline arguments (BASELINE below, data only), then with one argument at a
 time replaced by an invalid value:
   - the handle (optim_optimizer *): NULL
+  - each string (const char *): NULL, "" and a 336-byte name
   - each other pointer argument: NULL
   - each integer argument: 0, -1 and the type's maximum
   - each double argument: NaN, +Inf and -Inf
@@ -75,7 +76,7 @@ BASELINE = {
                              fx="main", ok=["group=0", "size=SIZE_MAX"]),
     "optim_set_option": dict(args=["opt", "0", '"lr"', '"0.01"'], fx="main", ok=["group=0"]),
     "optim_configure": dict(args=["opt", "0", '"lr=0.01,beta1=0.8"'], fx="main",
-                            ok=["group=0"]),
+                            ok=["group=0", 'spec=""']),  # empty items are ignored
     "optim_set_schedule": dict(args=["opt", "0", '"lr"', '"cosine:total=100"'], fx="main",
                                ok=["group=0", "spec=NULL"]),
     "optim_set_schedule_table": dict(args=["opt", "0", '"lr"', "fx_table", "3"], fx="main",
@@ -160,6 +161,7 @@ MUTATIONS = {
     "uint64_t": ["0", "UINT64_MAX"],
     "size_t": ["0", "SIZE_MAX"],
     "double": ["NAN", "INFINITY", "-INFINITY"],
+    "string": ["NULL", '""', "FX_LONG"],
 }
 FNPTR_TYPES = {"optim_hvp_fn", "optim_row_reduce_fn", "optim_norm_reduce_fn", "optim_grad_fn"}
 
@@ -178,6 +180,8 @@ def parse(header):
                 ctype, aname = am.group(1).strip(), am.group(2)
                 if "optim_optimizer *" in ctype + " " and ctype.count("*") == 1:
                     kind = "handle"
+                elif ctype == "const char *":
+                    kind = "string"
                 elif "*" in ctype or ctype in FNPTR_TYPES:
                     kind = "pointer"
                 elif ctype in MUTATIONS:
@@ -255,7 +259,7 @@ def main():
             elif rk in ("str", "str_or_null"):
                 body.append("    const char *r = %s;" % call)
                 if rk == "str":
-                    body.append("    ck_assert_msg(r != NULL, \"%%s returned NULL\", %s);" % desc)
+                    body.append("    EXPECT(r != NULL, \"%%s returned NULL\", %s);" % desc)
                 else:
                     body.append("    check_ptr(r, EXP_%s, %s);" % (exp.upper(), desc))
                 if fx:
@@ -277,6 +281,7 @@ def main():
                 body.append("    optim_destroy(opt);")
             body.append("  }")
         tests.append(name)
+        body.append("  ck_assert_msg(fx_failures == 0, \"%d failed expectations\", fx_failures);")
         out.append("START_TEST(misuse_%s)\n{\n%s\n}\nEND_TEST\n" % (name, "\n".join(body)))
         out.append("/* %s: %d calls%s */\n" % (name, len(calls), "".join(
             "; skipped %s (%s)" % (k, r) for k, r in sorted(skip.items()))))
@@ -337,23 +342,44 @@ struct outs {
   optim_optimizer *opt;
 };
 
+/* A failed expectation fails the test at once, or with MISUSE_ALL set in
+ * the environment, is printed and the test goes on (fails at its end): to
+ * see every finding of a sweep at a time. */
+static int fx_failures;
+#define EXPECT(cond, ...)                                           \
+  do {                                                              \
+    if (!(cond)) {                                                  \
+      if (!getenv("MISUSE_ALL")) ck_abort_msg(__VA_ARGS__);         \
+      fprintf(stderr, __VA_ARGS__);                                 \
+      fputc('\n', stderr);                                          \
+      fx_failures++;                                                \
+    }                                                               \
+  } while (0)
+
 /* Not a handle: zero bytes without the magic number, which the library
  * must recognize (OPTIM_EINVAL, NULL, a no-op for optim_destroy) and leave
  * untouched. */
 static _Alignas(64) unsigned char fx_bogus[4096];
 #define FX_BOGUS ((optim_optimizer *)(void *)fx_bogus)
 
+/* A name longer than any the library accepts (names are at most 255 bytes). */
+#define FX_LONG \
+  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
 static void check_bogus(const char *what)
 {
   for (size_t i = 0; i < sizeof fx_bogus; i++)
-    ck_assert_msg(fx_bogus[i] == 0, "%%s wrote into a non-handle", what);
+    EXPECT(fx_bogus[i] == 0, "%%s wrote into a non-handle", what);
 }
 
 /* Outputs are written only on success. */
 static void check_outputs(const struct outs *o, const struct outs *o0, int failed,
                           const char *what)
 {
-  if (failed) ck_assert_msg(!memcmp(o, o0, sizeof *o), "%%s failed but wrote an output", what);
+  if (failed) EXPECT(!memcmp(o, o0, sizeof *o), "%%s failed but wrote an output", what);
 }
 
 /* Caller buffers of the fixture: group 0 adamw ("w" 2x3 and "b" 3,
@@ -537,24 +563,24 @@ static void check_unchanged(optim_optimizer *o, uint64_t before, int failed, int
   if (!o || !failed) return;
   if (errmsg) {
     const char *m = optim_errmsg(o);
-    ck_assert_msg(m && m[0], "%%s failed with an empty optim_errmsg", what);
+    EXPECT(m && m[0], "%%s failed with an empty optim_errmsg", what);
   }
-  ck_assert_msg(fx_hash(o) == before, "%%s failed but changed the optimizer", what);
+  EXPECT(fx_hash(o) == before, "%%s failed but changed the optimizer", what);
 }
 
 static void check_rc(optim_optimizer *o, int rc, int exp, uint64_t before, int errmsg,
                      const char *what)
 {
   if (exp == EXP_OK)
-    ck_assert_msg(rc >= 0, "%%s returned %%d (%%s)", what, rc, o ? optim_errmsg(o) : "");
-  if (exp == EXP_ERR) ck_assert_msg(rc < 0, "%%s accepted invalid input (returned %%d)", what, rc);
+    EXPECT(rc >= 0, "%%s returned %%d (%%s)", what, rc, o ? optim_errmsg(o) : "");
+  if (exp == EXP_ERR) EXPECT(rc < 0, "%%s accepted invalid input (returned %%d)", what, rc);
   check_unchanged(o, before, rc < 0, errmsg, what);
 }
 
 static void check_ptr(const char *r, int exp, const char *what)
 {
-  if (exp == EXP_OK) ck_assert_msg(r != NULL, "%%s returned NULL", what);
-  if (exp == EXP_ERR) ck_assert_msg(r == NULL, "%%s returned non-NULL for invalid input", what);
+  if (exp == EXP_OK) EXPECT(r != NULL, "%%s returned NULL", what);
+  if (exp == EXP_ERR) EXPECT(r == NULL, "%%s returned non-NULL for invalid input", what);
 }
 
 """
