@@ -608,7 +608,9 @@ static const struct {
   {"tam", NULL, "momentum", 1, 0.5, 1000},
 };
 
-static double se_x[16], se_g[16], se_hz[16], se_sg[16];
+/* Two parameters "x" and "y" in the algorithm's group: an error found in
+ * the second must not leave the first stepped. */
+static double se_x[2][16], se_g[2][16], se_hz[2][16], se_sg[2][16];
 
 static uint64_t fx_hash_se(optim_optimizer *o)
 {
@@ -641,17 +643,17 @@ static optim_optimizer *se_new(int k, int with_lr)
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
       if (strncmp(t, "lr=", 3) != 0) OK(optim_configure(o, 0, t));
   }
-  fill_d(se_x, 16, 1.0);
-  fill_d(se_g, 16, 0.5);
-  fill_d(se_sg, 16, 0.4);
-  for (int i = 0; i < 16; i++) se_hz[i] = 0.25 + i * 0.01;
-  OK(optim_add_param(o, 0, "x", OPTIM_FLOAT64, step_algs[k].ndim,
-                     step_algs[k].ndim == 2 ? shape : n16, se_x, se_g, NULL));
-  if (!strcmp(step_algs[k].alg, "adahessian")) OK(optim_param_bind_hvp(o, 0, se_hz));
-  if (!strcmp(step_algs[k].alg, "adasvrg")) {
-    OK(optim_snapshot(o, fx_full_grad_16, NULL));
-    OK(optim_param_bind_snapshot_grad(o, 0, se_sg));
+  for (int j = 0; j < 2; j++) {
+    fill_d(se_x[j], 16, 1.0 + j);
+    fill_d(se_g[j], 16, 0.5 + j);
+    fill_d(se_sg[j], 16, 0.4 + j);
+    for (int i = 0; i < 16; i++) se_hz[j][i] = 0.25 + i * 0.01 + j;
+    OK(optim_add_param(o, 0, j ? "y" : "x", OPTIM_FLOAT64, step_algs[k].ndim,
+                       step_algs[k].ndim == 2 ? shape : n16, se_x[j], se_g[j], NULL));
+    if (!strcmp(step_algs[k].alg, "adahessian")) OK(optim_param_bind_hvp(o, j, se_hz[j]));
+    if (!strcmp(step_algs[k].alg, "adasvrg")) OK(optim_param_bind_snapshot_grad(o, j, se_sg[j]));
   }
+  if (!strcmp(step_algs[k].alg, "adasvrg")) OK(optim_snapshot(o, fx_full_grad_16, NULL));
   return o;
 }
 
@@ -661,6 +663,27 @@ static void se_expect_fail(optim_optimizer *o, int rc, const char *what, const c
   ck_assert_msg(optim_errmsg(o)[0], "%%s: %%s: empty optim_errmsg", alg, what);
 }
 
+/* A non-finite gradient element in y under nonfinite=error: optim_step,
+ * optim_step_scaled and optim_step_prepare fail and change nothing,
+ * optim_validate reports it, and a later commit has nothing to commit. */
+static void se_nonfinite(optim_optimizer *o, const char *alg, double bad, int at)
+{
+  double keep = se_g[1][at];
+  se_g[1][at] = bad;
+  uint64_t h = fx_hash_se(o);
+  se_expect_fail(o, optim_step(o), "non-finite gradient", alg);
+  ck_assert_msg(fx_hash_se(o) == h, "%%s: failed step (gradient %%g at %%d) changed something",
+                alg, bad, at);
+  se_expect_fail(o, optim_step_scaled(o, 0.5), "non-finite gradient (scaled)", alg);
+  ck_assert_msg(fx_hash_se(o) == h, "%%s: failed scaled step (gradient %%g) changed something",
+                alg, bad);
+  se_expect_fail(o, optim_validate(o), "validate with a non-finite gradient", alg);
+  se_expect_fail(o, optim_step_prepare(o, 1.0), "prepare with a non-finite gradient", alg);
+  se_expect_fail(o, optim_step_commit(o), "commit after a failed prepare", alg);
+  ck_assert_msg(fx_hash_se(o) == h, "%%s: failed prepare/commit changed something", alg);
+  se_g[1][at] = keep;
+}
+
 START_TEST(step_errors)
 {
   const char *alg = step_algs[_i].alg;
@@ -668,17 +691,32 @@ START_TEST(step_errors)
   /* Two good steps first, so that the state is not the initial one. */
   OK(optim_step(o));
   OK(optim_step(o));
-  uint64_t h = fx_hash_se(o);
+  uint64_t h;
 
-  /* A NaN gradient under nonfinite=error. */
+  /* Non-finite gradients under nonfinite=error, without and with clipping
+   * (which reads the gradients' norms first), and with a group clip. */
   OK(optim_set_string(o, 0, "nonfinite", "error"));
-  se_g[3] = NAN;
+  static const double nonfinite[] = {NAN, INFINITY, -INFINITY};
+  for (int c = 0; c < 3; c++) {
+    if (c == 1) OK(optim_set_clip_norm(o, 1.0));
+    if (c == 2) {
+      OK(optim_set_clip_norm(o, 0.0));
+      OK(optim_set_double(o, 0, "clip_norm", 1.0));
+    }
+    for (int k = 0; k < 3; k++) {
+      se_nonfinite(o, alg, nonfinite[k], 0);
+      se_nonfinite(o, alg, nonfinite[k], 15);
+    }
+  }
+  OK(optim_set_double(o, 0, "clip_norm", 0.0));
+
+  /* A prepared step that is cancelled changes nothing. */
   h = fx_hash_se(o);
-  se_expect_fail(o, optim_step(o), "NaN gradient", alg);
-  ck_assert_msg(fx_hash_se(o) == h, "%%s: failed step (NaN gradient) changed something", alg);
-  se_expect_fail(o, optim_validate(o), "validate with a NaN gradient", alg);
-  se_g[3] = 0.5;
-  h = fx_hash_se(o);
+  OK(optim_step_prepare(o, 1.0));
+  OK(optim_step_cancel(o));
+  ck_assert_msg(fx_hash_se(o) == h, "%%s: prepare + cancel changed something", alg);
+  se_expect_fail(o, optim_step_commit(o), "commit after cancel", alg);
+  ck_assert_msg(fx_hash_se(o) == h, "%%s: commit after cancel changed something", alg);
 
   /* Bad grad_scale. */
   static const double bad[] = {NAN, INFINITY, -INFINITY, 0.0, -1.0};
@@ -701,6 +739,8 @@ START_TEST(step_errors)
     h = fx_hash_se(o); /* the getters now read the scheduled value */
     se_expect_fail(o, optim_step(o), "schedule out of range", alg);
     ck_assert_msg(fx_hash_se(o) == h, "%%s: failed step (schedule) changed something", alg);
+    se_expect_fail(o, optim_step_prepare(o, 1.0), "prepare with a schedule out of range", alg);
+    ck_assert_msg(fx_hash_se(o) == h, "%%s: failed prepare (schedule) changed something", alg);
     OK(optim_set_schedule(o, 0, step_algs[_i].ranged, NULL));
   } else {
     /* Refused when attached: just as good, if it changed nothing. */
@@ -714,6 +754,8 @@ START_TEST(step_errors)
     h = fx_hash_se(o);
     se_expect_fail(o, optim_step(o), "step without lr", alg);
     ck_assert_msg(fx_hash_se(o) == h, "%%s: failed step (no lr) changed something", alg);
+    se_expect_fail(o, optim_step_prepare(o, 1.0), "prepare without lr", alg);
+    ck_assert_msg(fx_hash_se(o) == h, "%%s: failed prepare (no lr) changed something", alg);
     optim_destroy(o);
   }
 }
