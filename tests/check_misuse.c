@@ -4,8 +4,10 @@
  *
  * The API misuse sweep: each of the 68 public functions of optim.h
  * called with valid baseline arguments and then with each argument in turn
- * made invalid (NULL handle and pointers, 0 / -1 / maximum integers, NaN /
- * +-Inf doubles).  Invalid calls must fail without crashing, leave every
+ * made invalid (NULL or non-handle handles, NULL / empty / over-long
+ * strings, NULL pointers, 0 / -1 / maximum integers, NaN / +-Inf / -1 /
+ * DBL_MAX doubles; the table in the generator lists the values that are
+ * valid).  Invalid calls must fail without crashing, write no output, leave every
  * parameter, gradient, hyperparameter, counter and state entry
  * bit-identical, and set the handle's message.  Last, optim_step errors
  * (NaN gradients, unset required hyperparameters, bad grad_scale, schedules
@@ -15,6 +17,7 @@
  * (tests/mpi.sh, tests/mpi_test.c cover its argument checks). */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -1035,10 +1038,32 @@ START_TEST(misuse_optim_set_double)
     check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, \"lr\", -INFINITY)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_double(opt, 0, "lr", -1.0);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, 0, \"lr\", -1.0)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, \"lr\", -1.0)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_double(opt, 0, "lr", DBL_MAX);
+    check_rc(opt, rc, EXP_OK, before, 1, "optim_set_double(opt, 0, \"lr\", DBL_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, 0, \"lr\", DBL_MAX)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_double: 11 calls */
+/* optim_set_double: 13 calls */
 START_TEST(misuse_optim_get_double)
 {
   {
@@ -2378,9 +2403,9 @@ START_TEST(misuse_optim_scale_batch_size)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
-    int rc = optim_scale_batch_size(opt, 0, 2.0, "sqrt");
-    check_rc(opt, rc, EXP_OK, before, 1, "optim_scale_batch_size(opt, 0, 2.0, \"sqrt\")");
-    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, 2.0, \"sqrt\")");
+    int rc = optim_scale_batch_size(opt, 0, 2.0, "sqrt_sde");
+    check_rc(opt, rc, EXP_OK, before, 1, "optim_scale_batch_size(opt, 0, 2.0, \"sqrt_sde\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, 2.0, \"sqrt_sde\")");
     optim_destroy(opt);
   }
   {
@@ -2389,9 +2414,9 @@ START_TEST(misuse_optim_scale_batch_size)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
-    int rc = optim_scale_batch_size(NULL, 0, 2.0, "sqrt");
-    check_rc(opt, rc, EXP_ERR, before, 0, "optim_scale_batch_size(NULL, 0, 2.0, \"sqrt\")");
-    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(NULL, 0, 2.0, \"sqrt\")");
+    int rc = optim_scale_batch_size(NULL, 0, 2.0, "sqrt_sde");
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_scale_batch_size(NULL, 0, 2.0, \"sqrt_sde\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(NULL, 0, 2.0, \"sqrt_sde\")");
     optim_destroy(opt);
   }
   {
@@ -2400,10 +2425,10 @@ START_TEST(misuse_optim_scale_batch_size)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
-    int rc = optim_scale_batch_size(FX_BOGUS, 0, 2.0, "sqrt");
-    check_rc(opt, rc, EXP_ERR, before, 0, "optim_scale_batch_size(FX_BOGUS, 0, 2.0, \"sqrt\")");
-    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(FX_BOGUS, 0, 2.0, \"sqrt\")");
-    check_bogus("optim_scale_batch_size(FX_BOGUS, 0, 2.0, \"sqrt\")");
+    int rc = optim_scale_batch_size(FX_BOGUS, 0, 2.0, "sqrt_sde");
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_scale_batch_size(FX_BOGUS, 0, 2.0, \"sqrt_sde\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(FX_BOGUS, 0, 2.0, \"sqrt_sde\")");
+    check_bogus("optim_scale_batch_size(FX_BOGUS, 0, 2.0, \"sqrt_sde\")");
     optim_destroy(opt);
   }
   {
@@ -2412,9 +2437,9 @@ START_TEST(misuse_optim_scale_batch_size)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
-    int rc = optim_scale_batch_size(opt, -1, 2.0, "sqrt");
-    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, -1, 2.0, \"sqrt\")");
-    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, -1, 2.0, \"sqrt\")");
+    int rc = optim_scale_batch_size(opt, -1, 2.0, "sqrt_sde");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, -1, 2.0, \"sqrt_sde\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, -1, 2.0, \"sqrt_sde\")");
     optim_destroy(opt);
   }
   {
@@ -2423,9 +2448,9 @@ START_TEST(misuse_optim_scale_batch_size)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
-    int rc = optim_scale_batch_size(opt, INT_MAX, 2.0, "sqrt");
-    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, INT_MAX, 2.0, \"sqrt\")");
-    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, INT_MAX, 2.0, \"sqrt\")");
+    int rc = optim_scale_batch_size(opt, INT_MAX, 2.0, "sqrt_sde");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, INT_MAX, 2.0, \"sqrt_sde\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, INT_MAX, 2.0, \"sqrt_sde\")");
     optim_destroy(opt);
   }
   {
@@ -2434,9 +2459,9 @@ START_TEST(misuse_optim_scale_batch_size)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
-    int rc = optim_scale_batch_size(opt, 0, NAN, "sqrt");
-    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, NAN, \"sqrt\")");
-    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, NAN, \"sqrt\")");
+    int rc = optim_scale_batch_size(opt, 0, NAN, "sqrt_sde");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, NAN, \"sqrt_sde\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, NAN, \"sqrt_sde\")");
     optim_destroy(opt);
   }
   {
@@ -2445,9 +2470,9 @@ START_TEST(misuse_optim_scale_batch_size)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
-    int rc = optim_scale_batch_size(opt, 0, INFINITY, "sqrt");
-    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, INFINITY, \"sqrt\")");
-    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, INFINITY, \"sqrt\")");
+    int rc = optim_scale_batch_size(opt, 0, INFINITY, "sqrt_sde");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, INFINITY, \"sqrt_sde\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, INFINITY, \"sqrt_sde\")");
     optim_destroy(opt);
   }
   {
@@ -2456,9 +2481,31 @@ START_TEST(misuse_optim_scale_batch_size)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
-    int rc = optim_scale_batch_size(opt, 0, -INFINITY, "sqrt");
-    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, -INFINITY, \"sqrt\")");
-    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, -INFINITY, \"sqrt\")");
+    int rc = optim_scale_batch_size(opt, 0, -INFINITY, "sqrt_sde");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, -INFINITY, \"sqrt_sde\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, -INFINITY, \"sqrt_sde\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_scale_batch_size(opt, 0, -1.0, "sqrt_sde");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, -1.0, \"sqrt_sde\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, -1.0, \"sqrt_sde\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_scale_batch_size(opt, 0, DBL_MAX, "sqrt_sde");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, 0, DBL_MAX, \"sqrt_sde\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, 0, DBL_MAX, \"sqrt_sde\")");
     optim_destroy(opt);
   }
   {
@@ -2497,7 +2544,7 @@ START_TEST(misuse_optim_scale_batch_size)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_scale_batch_size: 11 calls */
+/* optim_scale_batch_size: 13 calls */
 START_TEST(misuse_optim_add_param)
 {
   {
@@ -4734,10 +4781,32 @@ START_TEST(misuse_optim_step_scaled)
     check_outputs(&O, &O0, rc < 0, "optim_step_scaled(opt, -INFINITY)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_step_scaled(opt, -1.0);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_step_scaled(opt, -1.0)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_scaled(opt, -1.0)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_step_scaled(opt, DBL_MAX);
+    check_rc(opt, rc, EXP_OK, before, 1, "optim_step_scaled(opt, DBL_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_scaled(opt, DBL_MAX)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_step_scaled: 6 calls */
+/* optim_step_scaled: 8 calls */
 START_TEST(misuse_optim_step_prepare)
 {
   {
@@ -4807,10 +4876,32 @@ START_TEST(misuse_optim_step_prepare)
     check_outputs(&O, &O0, rc < 0, "optim_step_prepare(opt, -INFINITY)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_step_prepare(opt, -1.0);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_step_prepare(opt, -1.0)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_prepare(opt, -1.0)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_step_prepare(opt, DBL_MAX);
+    check_rc(opt, rc, EXP_OK, before, 1, "optim_step_prepare(opt, DBL_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_prepare(opt, DBL_MAX)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_step_prepare: 6 calls */
+/* optim_step_prepare: 8 calls */
 START_TEST(misuse_optim_step_commit)
 {
   {
@@ -5073,10 +5164,32 @@ START_TEST(misuse_optim_set_clip_norm)
     check_outputs(&O, &O0, rc < 0, "optim_set_clip_norm(opt, -INFINITY)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_clip_norm(opt, -1.0);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_clip_norm(opt, -1.0)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_clip_norm(opt, -1.0)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_clip_norm(opt, DBL_MAX);
+    check_rc(opt, rc, EXP_OK, before, 1, "optim_set_clip_norm(opt, DBL_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_clip_norm(opt, DBL_MAX)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_clip_norm: 6 calls */
+/* optim_set_clip_norm: 8 calls */
 START_TEST(misuse_optim_get_grad_norm)
 {
   {
@@ -5252,10 +5365,32 @@ START_TEST(misuse_optim_param_set_decay_scale)
     check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, 1, -INFINITY)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_decay_scale(opt, 1, -1.0);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_decay_scale(opt, 1, -1.0)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, 1, -1.0)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_decay_scale(opt, 1, DBL_MAX);
+    check_rc(opt, rc, EXP_OK, before, 1, "optim_param_set_decay_scale(opt, 1, DBL_MAX)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, 1, DBL_MAX)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_set_decay_scale: 9 calls */
+/* optim_param_set_decay_scale: 11 calls */
 START_TEST(misuse_optim_param_get_decay_scale)
 {
   {
@@ -5448,6 +5583,28 @@ START_TEST(misuse_optim_set_decay_mask)
     O0 = O;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_set_decay_mask(opt, "b", -1.0, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_decay_mask(opt, \"b\", -1.0, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b\", -1.0, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_decay_mask(opt, "b", DBL_MAX, &O.i);
+    check_rc(opt, rc, EXP_OK, before, 1, "optim_set_decay_mask(opt, \"b\", DBL_MAX, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b\", DBL_MAX, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", 0.0, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_set_decay_mask(opt, \"b\", 0.0, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b\", 0.0, NULL)");
@@ -5456,7 +5613,7 @@ START_TEST(misuse_optim_set_decay_mask)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_decay_mask: 10 calls */
+/* optim_set_decay_mask: 12 calls */
 START_TEST(misuse_optim_validate)
 {
   {
@@ -5943,6 +6100,22 @@ START_TEST(misuse_optim_step_law)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    int rc = optim_step_law(-1.0, 1e9, &O.d, &O.d2);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_step_law(-1.0, 1e9, &O.d, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(-1.0, 1e9, &O.d, &O.d2)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_step_law(DBL_MAX, 1e9, &O.d, &O.d2);
+    check_rc(NULL, rc, EXP_OK, 0, 0, "optim_step_law(DBL_MAX, 1e9, &O.d, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(DBL_MAX, 1e9, &O.d, &O.d2)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_step_law(1e6, NAN, &O.d, &O.d2);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_step_law(1e6, NAN, &O.d, &O.d2)");
     check_outputs(&O, &O0, rc < 0, "optim_step_law(1e6, NAN, &O.d, &O.d2)");
@@ -5967,6 +6140,22 @@ START_TEST(misuse_optim_step_law)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    int rc = optim_step_law(1e6, -1.0, &O.d, &O.d2);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_step_law(1e6, -1.0, &O.d, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(1e6, -1.0, &O.d, &O.d2)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_step_law(1e6, DBL_MAX, &O.d, &O.d2);
+    check_rc(NULL, rc, EXP_OK, 0, 0, "optim_step_law(1e6, DBL_MAX, &O.d, &O.d2)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_law(1e6, DBL_MAX, &O.d, &O.d2)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_step_law(1e6, 1e9, NULL, &O.d2);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_step_law(1e6, 1e9, NULL, &O.d2)");
     check_outputs(&O, &O0, rc < 0, "optim_step_law(1e6, 1e9, NULL, &O.d2)");
@@ -5982,7 +6171,7 @@ START_TEST(misuse_optim_step_law)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_step_law: 9 calls */
+/* optim_step_law: 13 calls */
 START_TEST(misuse_optim_batch_size_test)
 {
   {
@@ -6125,6 +6314,22 @@ START_TEST(misuse_optim_batch_size_test)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, -1.0, 1.0, &O.l);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, -1.0, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, -1.0, 1.0, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, DBL_MAX, 1.0, &O.l);
+    check_rc(NULL, rc, EXP_OK, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, DBL_MAX, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, DBL_MAX, 1.0, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, NAN, &O.l);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, NAN, &O.l)");
     check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, NAN, &O.l)");
@@ -6149,6 +6354,22 @@ START_TEST(misuse_optim_batch_size_test)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, -1.0, &O.l);
+    check_rc(NULL, rc, EXP_OK, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, -1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, -1.0, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, DBL_MAX, &O.l);
+    check_rc(NULL, rc, EXP_OK, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, DBL_MAX, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, DBL_MAX, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, NULL);
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, NULL)");
@@ -6156,7 +6377,7 @@ START_TEST(misuse_optim_batch_size_test)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_batch_size_test: 21 calls */
+/* optim_batch_size_test: 25 calls */
 
 /* ---- optim_step on error changes nothing ---------------------------------------- */
 
@@ -6422,4 +6643,4 @@ int main(void)
   unlink(fx_saved_path);
   return rc;
 }
-/* 68 functions, 512 generated calls. */
+/* 68 functions, 534 generated calls. */

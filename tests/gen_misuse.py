@@ -13,7 +13,7 @@ time replaced by an invalid value:
   - each string (const char *): NULL, "" and a 336-byte name
   - each other pointer argument: NULL
   - each integer argument: 0, -1 and the type's maximum
-  - each double argument: NaN, +Inf and -Inf
+  - each double argument: NaN, +Inf, -Inf, -1 and DBL_MAX
 A call is expected to fail (negative status, or the documented failure value
 for functions returning something else: NULL, a negative count) unless the
 table says the value is valid ("ok") or either is acceptable ("any").  After
@@ -63,7 +63,7 @@ BASELINE = {
     "optim_group_algorithm": dict(args=["opt", "1"], ret="str_or_null", fx="main",
                                   ok=["group=0"]),
     "optim_set_double": dict(args=["opt", "0", '"lr"', "0.01"], fx="main",
-                             ok=["group=0"]),
+                             ok=["group=0", "value=DBL_MAX"]),
     "optim_get_double": dict(args=["opt", "0", '"lr"', "&O.d"], fx="main", ok=["group=0"]),
     "optim_set_int": dict(args=["opt", "2", '"ns_steps"', "4"], fx="main"),
     "optim_get_int": dict(args=["opt", "2", '"ns_steps"', "&O.l"], fx="main"),
@@ -82,7 +82,8 @@ BASELINE = {
     "optim_set_schedule_table": dict(args=["opt", "0", '"lr"', "fx_table", "3"], fx="main",
                                      ok=["group=0"],
                                      skip={"count=INT64_MAX": LIE}),
-    "optim_scale_batch_size": dict(args=["opt", "0", "2.0", '"sqrt"'], fx="main",
+    # sqrt_sde: 1 - beta1 times DBL_MAX leaves beta1's range
+    "optim_scale_batch_size": dict(args=["opt", "0", "2.0", '"sqrt_sde"'], fx="main",
                                    ok=["group=0", "rule=NULL"]),
     "optim_add_param": dict(args=["opt", "0", '"new"', "OPTIM_FLOAT32", "2", "fx_shape",
                                   "fx_pnew", "fx_gnew", "&O.i"], fx="main",
@@ -122,21 +123,22 @@ BASELINE = {
     "optim_get_counter": dict(args=["opt", "1", '"steps"', "&O.l"], fx="main",
                               ok=["group=0"]),
     "optim_step": dict(args=["opt"], fx="main"),
-    "optim_step_scaled": dict(args=["opt", "0.5"], fx="main"),
-    "optim_step_prepare": dict(args=["opt", "0.5"], fx="main"),
+    "optim_step_scaled": dict(args=["opt", "0.5"], fx="main", ok=["grad_scale=DBL_MAX"]),
+    "optim_step_prepare": dict(args=["opt", "0.5"], fx="main", ok=["grad_scale=DBL_MAX"]),
     "optim_step_commit": dict(args=["opt"], fx="main", base="err"),
     "optim_step_cancel": dict(args=["opt"], fx="main"),
     "optim_snapshot": dict(args=["opt", "fx_full_grad", "NULL"], fx="svrg"),
     "optim_param_bind_snapshot_grad": dict(args=["opt", "0", "fx_sg"], fx="svrg",
                                            ok=["grad=NULL"]),
-    "optim_set_clip_norm": dict(args=["opt", "1.0"], fx="main"),
+    "optim_set_clip_norm": dict(args=["opt", "1.0"], fx="main", ok=["max_norm=DBL_MAX"]),
     "optim_get_grad_norm": dict(args=["opt", "0", "&O.d"], fx="main",
                                 ok=["group=-1"]),
-    "optim_param_set_decay_scale": dict(args=["opt", "1", "0.5"], fx="main", ok=["index=0"]),
+    "optim_param_set_decay_scale": dict(args=["opt", "1", "0.5"], fx="main",
+                                        ok=["index=0", "scale=DBL_MAX"]),
     "optim_param_get_decay_scale": dict(args=["opt", "1", "&O.d"], fx="main",
                                         ok=["index=0"]),
     "optim_set_decay_mask": dict(args=["opt", '"b"', "0.0", "&O.i"], fx="main",
-                                 ok=["matched=NULL"]),
+                                 ok=["matched=NULL", "scale=DBL_MAX"]),
     "optim_validate": dict(args=["opt"], fx="main"),
     "optim_save": dict(args=["opt", "fx_path"], fx="main"),
     "optim_load": dict(args=["opt", "fx_saved(opt)"], fx="main"),
@@ -147,10 +149,12 @@ BASELINE = {
     "optim_schedule_refined": dict(args=["fx_gnorms", "3", "2", "4", "O.factors"],
                                    skip={"count=INT64_MAX": LIE, "steps=INT64_MAX": LIE}),
     "optim_step_law": dict(args=["1e6", "1e9", "&O.d", "&O.d2"],
-                           ok=["lr=NULL", "batch_tokens=NULL"]),
+                           ok=["lr=NULL", "batch_tokens=NULL", "params=DBL_MAX", "tokens=DBL_MAX"]),
     "optim_batch_size_test": dict(args=['"norm"', "OPTIM_FLOAT64", "3", "2", "fx_grads", "0.5",
                                         "1.0", "&O.l"],
-                                  ok=["nu=NAN", "nu=INFINITY", "nu=-INFINITY"]),
+                                  # nu is read by augmented_inner_product only
+                                  ok=["eta=DBL_MAX", "nu=NAN", "nu=INFINITY", "nu=-INFINITY",
+                                      "nu=-1.0", "nu=DBL_MAX"]),
 }
 
 MUTATIONS = {
@@ -160,7 +164,7 @@ MUTATIONS = {
     "int64_t": ["0", "-1", "INT64_MAX"],
     "uint64_t": ["0", "UINT64_MAX"],
     "size_t": ["0", "SIZE_MAX"],
-    "double": ["NAN", "INFINITY", "-INFINITY"],
+    "double": ["NAN", "INFINITY", "-INFINITY", "-1.0", "DBL_MAX"],
     "string": ["NULL", '""', "FX_LONG"],
 }
 FNPTR_TYPES = {"optim_hvp_fn", "optim_row_reduce_fn", "optim_norm_reduce_fn", "optim_grad_fn"}
@@ -306,8 +310,10 @@ HEAD = r"""/* check_misuse.c - GENERATED by tests/gen_misuse.py from include/opt
  *
  * The API misuse sweep: each of the %(nfunc)d public functions of optim.h
  * called with valid baseline arguments and then with each argument in turn
- * made invalid (NULL handle and pointers, 0 / -1 / maximum integers, NaN /
- * +-Inf doubles).  Invalid calls must fail without crashing, leave every
+ * made invalid (NULL or non-handle handles, NULL / empty / over-long
+ * strings, NULL pointers, 0 / -1 / maximum integers, NaN / +-Inf / -1 /
+ * DBL_MAX doubles; the table in the generator lists the values that are
+ * valid).  Invalid calls must fail without crashing, write no output, leave every
  * parameter, gradient, hyperparameter, counter and state entry
  * bit-identical, and set the handle's message.  Last, optim_step errors
  * (NaN gradients, unset required hyperparameters, bad grad_scale, schedules
@@ -317,6 +323,7 @@ HEAD = r"""/* check_misuse.c - GENERATED by tests/gen_misuse.py from include/opt
  * (tests/mpi.sh, tests/mpi_test.c cover its argument checks). */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
