@@ -13,8 +13,9 @@
  * (NaN gradients, unset required hyperparameters, bad grad_scale, schedules
  * leaving the range) on one algorithm of each family change nothing.
  *
- * optim_mpi.h is not swept: its functions need MPI_Init and mpiexec
- * (tests/mpi.sh, tests/mpi_test.c cover its argument checks). */
+ * optim_mpi.h is not swept here: its functions need MPI_Init and mpiexec;
+ * its sweep, tests/misuse_mpi.h (gen_misuse.py --mpi), runs inside
+ * tests/mpi_test.c under tests/mpi.sh when the MPI layer is built. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <float.h>

@@ -21,9 +21,12 @@ every failing call on the valid optimizer the test checks that optim_errmsg
 is non-empty (functions with a non-const handle) and that parameters,
 gradients, hyperparameters, counters and all state hash as before.
 
-optim_mpi.h is not swept here: its functions need an MPI communicator and
-mpiexec (tests/mpi.sh covers them); the generator prints that reason in the
-generated file.
+optim_mpi.h's functions need MPI_Init and mpiexec, so they are not in
+check_misuse.c: `gen_misuse.py --mpi [include/optim_mpi.h] > tests/misuse_mpi.h`
+writes a smaller sweep (NULL handle, NULL / empty strings and pointers, bad
+integers and MPI_COMM_NULL on a live context; BASELINE_MPI) that
+tests/mpi_test.c includes and runs on every rank under tests/mpi.sh, which
+skips (77) when the MPI layer is not built.
 """
 import re
 import sys
@@ -166,11 +169,12 @@ MUTATIONS = {
     "size_t": ["0", "SIZE_MAX"],
     "double": ["NAN", "INFINITY", "-INFINITY", "-1.0", "DBL_MAX"],
     "string": ["NULL", '""', "FX_LONG"],
+    "MPI_Comm": ["MPI_COMM_NULL"],
 }
 FNPTR_TYPES = {"optim_hvp_fn", "optim_row_reduce_fn", "optim_norm_reduce_fn", "optim_grad_fn"}
 
 
-def parse(header):
+def parse(header, handle="optim_optimizer"):
     text = re.sub(r"/\*.*?\*/", " ", open(header).read(), flags=re.S)
     funcs = []
     for m in re.finditer(r"OPTIM_API\s+([^;(]*?)\b(optim_\w+)\s*\(([^)]*)\)\s*;", text):
@@ -182,7 +186,7 @@ def parse(header):
                 p = p.strip()
                 am = re.match(r"(.*?)(\w+)$", p)
                 ctype, aname = am.group(1).strip(), am.group(2)
-                if "optim_optimizer *" in ctype + " " and ctype.count("*") == 1:
+                if handle + " *" in ctype + " " and ctype.count("*") == 1:
                     kind = "handle"
                 elif ctype == "const char *":
                     kind = "string"
@@ -201,7 +205,146 @@ def cstr(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# optim_mpi.h (--mpi): a small section compiled into tests/mpi_test.c (built
+# and run under mpiexec only when the MPI layer is): every function with a
+# NULL handle, and each other argument made invalid on a live context (`d`,
+# over the optimizer `opt` of tests/mpi_test.c's misuse_mpi fixture).  The
+# same table form; "ok" lists valid values.
+BASELINE_MPI = {
+    # on a second optimizer, without a context (baseline not made: it would
+    # be collective and leave a context behind)
+    "optim_mpi_create": dict(args=["O.opt2", "MPI_COMM_WORLD", "&O.d"], base="skip"),
+    "optim_mpi_destroy": dict(args=["d"], ret="void", base="consumes"),
+    "optim_mpi_errmsg": dict(args=["d"], ret="str"),
+    "optim_mpi_set_option": dict(args=["d", '"bucket_bytes"', '"4096"']),
+    "optim_mpi_step": dict(args=["d"], base="skip"),
+    "optim_mpi_grad_ready": dict(args=["d", "0"], base="skip"),
+    "optim_mpi_save": dict(args=["d", '"misuse-mpi"'], base="skip"),
+    "optim_mpi_load": dict(args=["d", '"misuse-mpi-none"'], base="skip"),
+    "optim_mpi_owner": dict(args=["d", "0", "&O.i"]),
+    "optim_mpi_counter": dict(args=["d", '"bytes"', "&O.v"]),
+}
+
+
+def gen_mpi(header):
+    funcs = parse(header, "optim_mpi")
+    names = [f[1] for f in funcs]
+    missing = [n for n in names if n not in BASELINE_MPI]
+    stale = [n for n in BASELINE_MPI if n not in names]
+    if missing or stale:
+        sys.exit("gen_misuse.py: no MPI baseline for %s; baseline of removed %s" % (missing, stale))
+    out = [MPI_HEAD]
+    ncalls = 0
+    for ret, name, args in funcs:
+        spec = BASELINE_MPI[name]
+        rk = spec.get("ret", "status")
+        base = spec["args"]
+        ok = set(spec.get("ok", []))
+        calls = []
+        if spec.get("base", "ok") == "ok":
+            calls.append(("ok", list(base)))
+        for i, (ctype, aname, kind) in enumerate(args):
+            if kind == "handle" and name == "optim_mpi_create":
+                kind = "pointer"  # the optimizer: NULL only
+            for v in MUTATIONS["pointer" if kind == "handle" else kind]:
+                if v == base[i] or v == "FX_LONG":
+                    continue
+                calls.append(("ok" if "%s=%s" % (aname, v) in ok else "err",
+                              [v] + base[1:] if i == 0 else base[:i] + [v] + base[i + 1:]))
+        out.append("/* %s */\n" % name)
+        for exp, a in calls:
+            ncalls += 1
+            call = "%s(%s)" % (name, ", ".join(a))
+            desc = cstr(call)
+            out.append("  {\n    misuse_mpi_ctx O;\n    optim_mpi *d = misuse_mpi_new(&O);\n"
+                       "    uint64_t before = misuse_mpi_hash(&O);\n")
+            if rk == "void":
+                out.append("    %s;\n" % call)
+                if a[0] == "d":
+                    out.append("    d = NULL;\n")
+            elif rk == "str":
+                out.append("    CHECK(%s != NULL, \"%%s returned NULL\", %s);\n" % (call, desc))
+            else:
+                out.append("    int rc = %s;\n" % call)
+                out.append("    misuse_mpi_check(&O, d, rc, %d, %d, before, %s);\n" % (
+                    exp == "ok", a[0] == "d" and name != "optim_mpi_create", desc))
+                if name == "optim_mpi_create":
+                    out.append("    if (rc == OPTIM_OK) optim_mpi_destroy(O.d);\n")
+            out.append("    (void)before;\n    misuse_mpi_free(&O, d);\n  }\n")
+    out.append("}\n/* %d functions, %d generated calls. */\n" % (len(funcs), ncalls))
+    sys.stdout.write("".join(out))
+
+
+MPI_HEAD = r"""/* misuse_mpi.h - GENERATED by tests/gen_misuse.py --mpi from
+ * include/optim_mpi.h: do not edit (make misuse-regen).  Included by
+ * tests/mpi_test.c, which defines CHECK, rank and hash_state's includes:
+ * the misuse sweep of the MPI layer (see tests/check_misuse.c).  Every
+ * call is made by all ranks, so collective calls stay matched. */
+#include <limits.h>
+#include <string.h>
+
+typedef struct misuse_mpi_ctx {
+  optim_optimizer *opt, *opt2;
+  double x[8], g[8];
+  optim_mpi *d;
+  int i;
+  double v;
+} misuse_mpi_ctx;
+
+static optim_mpi *misuse_mpi_new(misuse_mpi_ctx *c)
+{
+  int64_t n8[1] = {8};
+  memset(c, 0, sizeof *c);
+  for (int i = 0; i < 8; i++) c->x[i] = 1.0 + i, c->g[i] = 0.5 - 0.1 * i;
+  optim_create(&c->opt);
+  optim_add_group(c->opt, "adamw", NULL);
+  optim_add_param(c->opt, 0, "x", OPTIM_FLOAT64, 1, n8, c->x, c->g, NULL);
+  optim_create(&c->opt2);
+  optim_add_group(c->opt2, "adamw", NULL);
+  optim_add_param(c->opt2, 0, "x", OPTIM_FLOAT64, 1, n8, c->x, c->g, NULL);
+  optim_mpi *d = NULL;
+  CHECK(optim_mpi_create(c->opt, MPI_COMM_WORLD, &d) == OPTIM_OK, "misuse fixture");
+  return d;
+}
+
+static uint64_t misuse_mpi_hash(misuse_mpi_ctx *c)
+{
+  uint64_t h = hash_state(c->opt);
+  h = hash_bytes(h, c->x, sizeof c->x);
+  return hash_bytes(h, c->g, sizeof c->g);
+}
+
+static void misuse_mpi_free(misuse_mpi_ctx *c, optim_mpi *d)
+{
+  optim_mpi_destroy(d);
+  optim_destroy(c->opt);
+  optim_destroy(c->opt2);
+}
+
+static void misuse_mpi_check(misuse_mpi_ctx *c, optim_mpi *d, int rc, int ok, int live,
+                             uint64_t before, const char *what)
+{
+  if (ok) {
+    CHECK(rc >= 0, "%s returned %d", what, rc);
+    return;
+  }
+  CHECK(rc < 0, "%s accepted invalid input (returned %d)", what, rc);
+  if (rc < 0 && live) {
+    const char *m = optim_mpi_errmsg(d);
+    CHECK(m && m[0], "%s failed with an empty optim_mpi_errmsg", what);
+    CHECK(misuse_mpi_hash(c) == before, "%s failed but changed the optimizer", what);
+  }
+}
+
+static void misuse_mpi(void)
+{
+"""
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--mpi":
+        gen_mpi(sys.argv[2] if len(sys.argv) > 2 else "include/optim_mpi.h")
+        return
     header = sys.argv[1] if len(sys.argv) > 1 else "include/optim.h"
     funcs = parse(header)
     names = [f[1] for f in funcs]
@@ -319,8 +462,9 @@ HEAD = r"""/* check_misuse.c - GENERATED by tests/gen_misuse.py from include/opt
  * (NaN gradients, unset required hyperparameters, bad grad_scale, schedules
  * leaving the range) on one algorithm of each family change nothing.
  *
- * optim_mpi.h is not swept: its functions need MPI_Init and mpiexec
- * (tests/mpi.sh, tests/mpi_test.c cover its argument checks). */
+ * optim_mpi.h is not swept here: its functions need MPI_Init and mpiexec;
+ * its sweep, tests/misuse_mpi.h (gen_misuse.py --mpi), runs inside
+ * tests/mpi_test.c under tests/mpi.sh when the MPI layer is built. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <float.h>
