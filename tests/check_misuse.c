@@ -144,6 +144,9 @@ static int fx_full_grad(void *u, int count, const int *params, const void *const
 
 #define OK(call) ck_assert_msg((call) >= 0, "%s: %s", #call, optim_errmsg(o))
 
+/* Whether fx_new leaves a prepared step pending (FX_MAIN). */
+static int fx_prepare;
+
 static optim_optimizer *fx_new(int kind)
 {
   optim_optimizer *o;
@@ -179,6 +182,7 @@ static optim_optimizer *fx_new(int kind)
   OK(optim_param_bind_hvp(o, 4, fx_hz));
   OK(optim_set_clip_norm(o, 1e6));
   if (kind == FX_MAIN) OK(optim_step(o));
+  if (kind == FX_MAIN && fx_prepare) OK(optim_step_prepare(o, 1.0));
   return o;
 }
 
@@ -268,6 +272,9 @@ static void check_unchanged(optim_optimizer *o, uint64_t before, int failed, int
     EXPECT(m && m[0], "%s failed with an empty optim_errmsg", what);
   }
   EXPECT(fx_hash(o) == before, "%s failed but changed the optimizer", what);
+  if (fx_prepare)
+    EXPECT(optim_step_commit(o) == OPTIM_OK, "%s failed but dropped the prepared step (%s)",
+           what, optim_errmsg(o));
 }
 
 static void check_rc(optim_optimizer *o, int rc, int exp, uint64_t before, int errmsg,
@@ -573,6 +580,7 @@ START_TEST(misuse_optim_destroy)
     memset(&O, 0x5a, sizeof O);
     O0 = O;
     (void)O0;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     (void)before;
@@ -584,6 +592,7 @@ START_TEST(misuse_optim_destroy)
     memset(&O, 0x5a, sizeof O);
     O0 = O;
     (void)O0;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     (void)before;
@@ -603,6 +612,7 @@ START_TEST(misuse_optim_errmsg)
     memset(&O, 0x5a, sizeof O);
     O0 = O;
     (void)O0;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_errmsg(opt);
@@ -615,6 +625,7 @@ START_TEST(misuse_optim_errmsg)
     memset(&O, 0x5a, sizeof O);
     O0 = O;
     (void)O0;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_errmsg(NULL);
@@ -627,6 +638,7 @@ START_TEST(misuse_optim_errmsg)
     memset(&O, 0x5a, sizeof O);
     O0 = O;
     (void)O0;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_errmsg(FX_BOGUS);
@@ -645,6 +657,7 @@ START_TEST(misuse_optim_set_threads)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_threads(opt, 1);
@@ -656,6 +669,7 @@ START_TEST(misuse_optim_set_threads)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_threads(NULL, 1);
@@ -667,6 +681,7 @@ START_TEST(misuse_optim_set_threads)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_threads(FX_BOGUS, 1);
@@ -679,6 +694,7 @@ START_TEST(misuse_optim_set_threads)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_threads(opt, 0);
@@ -690,6 +706,7 @@ START_TEST(misuse_optim_set_threads)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_threads(opt, -1);
@@ -701,6 +718,7 @@ START_TEST(misuse_optim_set_threads)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_threads(opt, INT_MAX);
@@ -718,6 +736,7 @@ START_TEST(misuse_optim_add_group)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_group(opt, "sgd", &O.i);
@@ -729,6 +748,7 @@ START_TEST(misuse_optim_add_group)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_group(NULL, "sgd", &O.i);
@@ -740,6 +760,7 @@ START_TEST(misuse_optim_add_group)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_group(FX_BOGUS, "sgd", &O.i);
@@ -752,6 +773,7 @@ START_TEST(misuse_optim_add_group)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_group(opt, NULL, &O.i);
@@ -763,6 +785,7 @@ START_TEST(misuse_optim_add_group)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_group(opt, "", &O.i);
@@ -774,6 +797,7 @@ START_TEST(misuse_optim_add_group)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_group(opt, FX_LONG, &O.i);
@@ -785,6 +809,7 @@ START_TEST(misuse_optim_add_group)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_group(opt, "sgd", NULL);
@@ -802,6 +827,7 @@ START_TEST(misuse_optim_group_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_group_count(opt);
@@ -813,6 +839,7 @@ START_TEST(misuse_optim_group_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_group_count(NULL);
@@ -824,6 +851,7 @@ START_TEST(misuse_optim_group_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_group_count(FX_BOGUS);
@@ -843,6 +871,7 @@ START_TEST(misuse_optim_group_algorithm)
     memset(&O, 0x5a, sizeof O);
     O0 = O;
     (void)O0;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_group_algorithm(opt, 1);
@@ -855,6 +884,7 @@ START_TEST(misuse_optim_group_algorithm)
     memset(&O, 0x5a, sizeof O);
     O0 = O;
     (void)O0;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_group_algorithm(NULL, 1);
@@ -867,6 +897,7 @@ START_TEST(misuse_optim_group_algorithm)
     memset(&O, 0x5a, sizeof O);
     O0 = O;
     (void)O0;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_group_algorithm(FX_BOGUS, 1);
@@ -880,6 +911,7 @@ START_TEST(misuse_optim_group_algorithm)
     memset(&O, 0x5a, sizeof O);
     O0 = O;
     (void)O0;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_group_algorithm(opt, 0);
@@ -892,6 +924,7 @@ START_TEST(misuse_optim_group_algorithm)
     memset(&O, 0x5a, sizeof O);
     O0 = O;
     (void)O0;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_group_algorithm(opt, -1);
@@ -904,6 +937,7 @@ START_TEST(misuse_optim_group_algorithm)
     memset(&O, 0x5a, sizeof O);
     O0 = O;
     (void)O0;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     const char *r = optim_group_algorithm(opt, INT_MAX);
@@ -921,6 +955,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "lr", 0.01);
@@ -932,6 +967,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(NULL, 0, "lr", 0.01);
@@ -943,6 +979,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(FX_BOGUS, 0, "lr", 0.01);
@@ -955,6 +992,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, -1, "lr", 0.01);
@@ -966,6 +1004,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, INT_MAX, "lr", 0.01);
@@ -977,6 +1016,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, NULL, 0.01);
@@ -988,6 +1028,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "", 0.01);
@@ -999,6 +1040,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, FX_LONG, 0.01);
@@ -1010,6 +1052,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "lr", NAN);
@@ -1021,6 +1064,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "lr", INFINITY);
@@ -1032,6 +1076,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "lr", -INFINITY);
@@ -1043,6 +1088,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "lr", -1.0);
@@ -1054,6 +1100,7 @@ START_TEST(misuse_optim_set_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_double(opt, 0, "lr", DBL_MAX);
@@ -1071,6 +1118,7 @@ START_TEST(misuse_optim_get_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, 0, "lr", &O.d);
@@ -1082,6 +1130,7 @@ START_TEST(misuse_optim_get_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(NULL, 0, "lr", &O.d);
@@ -1093,6 +1142,7 @@ START_TEST(misuse_optim_get_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(FX_BOGUS, 0, "lr", &O.d);
@@ -1105,6 +1155,7 @@ START_TEST(misuse_optim_get_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, -1, "lr", &O.d);
@@ -1116,6 +1167,7 @@ START_TEST(misuse_optim_get_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, INT_MAX, "lr", &O.d);
@@ -1127,6 +1179,7 @@ START_TEST(misuse_optim_get_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, 0, NULL, &O.d);
@@ -1138,6 +1191,7 @@ START_TEST(misuse_optim_get_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, 0, "", &O.d);
@@ -1149,6 +1203,7 @@ START_TEST(misuse_optim_get_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, 0, FX_LONG, &O.d);
@@ -1160,6 +1215,7 @@ START_TEST(misuse_optim_get_double)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, 0, "lr", NULL);
@@ -1177,6 +1233,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, "ns_steps", 4);
@@ -1188,6 +1245,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(NULL, 2, "ns_steps", 4);
@@ -1199,6 +1257,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(FX_BOGUS, 2, "ns_steps", 4);
@@ -1211,6 +1270,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 0, "ns_steps", 4);
@@ -1222,6 +1282,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, -1, "ns_steps", 4);
@@ -1233,6 +1294,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, INT_MAX, "ns_steps", 4);
@@ -1244,6 +1306,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, NULL, 4);
@@ -1255,6 +1318,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, "", 4);
@@ -1266,6 +1330,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, FX_LONG, 4);
@@ -1277,6 +1342,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, "ns_steps", 0);
@@ -1288,6 +1354,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, "ns_steps", -1);
@@ -1299,6 +1366,7 @@ START_TEST(misuse_optim_set_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, "ns_steps", INT64_MAX);
@@ -1316,6 +1384,7 @@ START_TEST(misuse_optim_get_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 2, "ns_steps", &O.l);
@@ -1327,6 +1396,7 @@ START_TEST(misuse_optim_get_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(NULL, 2, "ns_steps", &O.l);
@@ -1338,6 +1408,7 @@ START_TEST(misuse_optim_get_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(FX_BOGUS, 2, "ns_steps", &O.l);
@@ -1350,6 +1421,7 @@ START_TEST(misuse_optim_get_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 0, "ns_steps", &O.l);
@@ -1361,6 +1433,7 @@ START_TEST(misuse_optim_get_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, -1, "ns_steps", &O.l);
@@ -1372,6 +1445,7 @@ START_TEST(misuse_optim_get_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, INT_MAX, "ns_steps", &O.l);
@@ -1383,6 +1457,7 @@ START_TEST(misuse_optim_get_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 2, NULL, &O.l);
@@ -1394,6 +1469,7 @@ START_TEST(misuse_optim_get_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 2, "", &O.l);
@@ -1405,6 +1481,7 @@ START_TEST(misuse_optim_get_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 2, FX_LONG, &O.l);
@@ -1416,6 +1493,7 @@ START_TEST(misuse_optim_get_int)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 2, "ns_steps", NULL);
@@ -1433,6 +1511,7 @@ START_TEST(misuse_optim_set_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, "amsgrad", 1);
@@ -1444,6 +1523,7 @@ START_TEST(misuse_optim_set_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(NULL, 0, "amsgrad", 1);
@@ -1455,6 +1535,7 @@ START_TEST(misuse_optim_set_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(FX_BOGUS, 0, "amsgrad", 1);
@@ -1467,6 +1548,7 @@ START_TEST(misuse_optim_set_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, -1, "amsgrad", 1);
@@ -1478,6 +1560,7 @@ START_TEST(misuse_optim_set_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, INT_MAX, "amsgrad", 1);
@@ -1489,6 +1572,7 @@ START_TEST(misuse_optim_set_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, NULL, 1);
@@ -1500,6 +1584,7 @@ START_TEST(misuse_optim_set_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, "", 1);
@@ -1511,6 +1596,7 @@ START_TEST(misuse_optim_set_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, FX_LONG, 1);
@@ -1522,6 +1608,7 @@ START_TEST(misuse_optim_set_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, "amsgrad", 0);
@@ -1533,6 +1620,7 @@ START_TEST(misuse_optim_set_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, "amsgrad", -1);
@@ -1544,6 +1632,7 @@ START_TEST(misuse_optim_set_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_bool(opt, 0, "amsgrad", INT_MAX);
@@ -1561,6 +1650,7 @@ START_TEST(misuse_optim_get_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, 0, "amsgrad", &O.i);
@@ -1572,6 +1662,7 @@ START_TEST(misuse_optim_get_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(NULL, 0, "amsgrad", &O.i);
@@ -1583,6 +1674,7 @@ START_TEST(misuse_optim_get_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(FX_BOGUS, 0, "amsgrad", &O.i);
@@ -1595,6 +1687,7 @@ START_TEST(misuse_optim_get_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, -1, "amsgrad", &O.i);
@@ -1606,6 +1699,7 @@ START_TEST(misuse_optim_get_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, INT_MAX, "amsgrad", &O.i);
@@ -1617,6 +1711,7 @@ START_TEST(misuse_optim_get_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, 0, NULL, &O.i);
@@ -1628,6 +1723,7 @@ START_TEST(misuse_optim_get_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, 0, "", &O.i);
@@ -1639,6 +1735,7 @@ START_TEST(misuse_optim_get_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, 0, FX_LONG, &O.i);
@@ -1650,6 +1747,7 @@ START_TEST(misuse_optim_get_bool)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, 0, "amsgrad", NULL);
@@ -1667,6 +1765,7 @@ START_TEST(misuse_optim_set_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, 0, "nonfinite", "skip");
@@ -1678,6 +1777,7 @@ START_TEST(misuse_optim_set_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(NULL, 0, "nonfinite", "skip");
@@ -1689,6 +1789,7 @@ START_TEST(misuse_optim_set_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(FX_BOGUS, 0, "nonfinite", "skip");
@@ -1701,6 +1802,7 @@ START_TEST(misuse_optim_set_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, -1, "nonfinite", "skip");
@@ -1712,6 +1814,7 @@ START_TEST(misuse_optim_set_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, INT_MAX, "nonfinite", "skip");
@@ -1723,6 +1826,7 @@ START_TEST(misuse_optim_set_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, 0, NULL, "skip");
@@ -1734,6 +1838,7 @@ START_TEST(misuse_optim_set_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, 0, "", "skip");
@@ -1745,6 +1850,7 @@ START_TEST(misuse_optim_set_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, 0, FX_LONG, "skip");
@@ -1756,6 +1862,7 @@ START_TEST(misuse_optim_set_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, 0, "nonfinite", NULL);
@@ -1767,6 +1874,7 @@ START_TEST(misuse_optim_set_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, 0, "nonfinite", "");
@@ -1778,6 +1886,7 @@ START_TEST(misuse_optim_set_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_string(opt, 0, "nonfinite", FX_LONG);
@@ -1795,6 +1904,7 @@ START_TEST(misuse_optim_get_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, "nonfinite", O.buf, sizeof O.buf);
@@ -1806,6 +1916,7 @@ START_TEST(misuse_optim_get_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(NULL, 0, "nonfinite", O.buf, sizeof O.buf);
@@ -1817,6 +1928,7 @@ START_TEST(misuse_optim_get_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(FX_BOGUS, 0, "nonfinite", O.buf, sizeof O.buf);
@@ -1829,6 +1941,7 @@ START_TEST(misuse_optim_get_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, -1, "nonfinite", O.buf, sizeof O.buf);
@@ -1840,6 +1953,7 @@ START_TEST(misuse_optim_get_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, INT_MAX, "nonfinite", O.buf, sizeof O.buf);
@@ -1851,6 +1965,7 @@ START_TEST(misuse_optim_get_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, NULL, O.buf, sizeof O.buf);
@@ -1862,6 +1977,7 @@ START_TEST(misuse_optim_get_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, "", O.buf, sizeof O.buf);
@@ -1873,6 +1989,7 @@ START_TEST(misuse_optim_get_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, FX_LONG, O.buf, sizeof O.buf);
@@ -1884,6 +2001,7 @@ START_TEST(misuse_optim_get_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, "nonfinite", NULL, sizeof O.buf);
@@ -1895,6 +2013,7 @@ START_TEST(misuse_optim_get_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, "nonfinite", O.buf, 0);
@@ -1906,6 +2025,7 @@ START_TEST(misuse_optim_get_string)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_string(opt, 0, "nonfinite", O.buf, SIZE_MAX);
@@ -1923,6 +2043,7 @@ START_TEST(misuse_optim_set_option)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, 0, "lr", "0.01");
@@ -1934,6 +2055,7 @@ START_TEST(misuse_optim_set_option)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(NULL, 0, "lr", "0.01");
@@ -1945,6 +2067,7 @@ START_TEST(misuse_optim_set_option)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(FX_BOGUS, 0, "lr", "0.01");
@@ -1957,6 +2080,7 @@ START_TEST(misuse_optim_set_option)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, -1, "lr", "0.01");
@@ -1968,6 +2092,7 @@ START_TEST(misuse_optim_set_option)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, INT_MAX, "lr", "0.01");
@@ -1979,6 +2104,7 @@ START_TEST(misuse_optim_set_option)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, 0, NULL, "0.01");
@@ -1990,6 +2116,7 @@ START_TEST(misuse_optim_set_option)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, 0, "", "0.01");
@@ -2001,6 +2128,7 @@ START_TEST(misuse_optim_set_option)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, 0, FX_LONG, "0.01");
@@ -2012,6 +2140,7 @@ START_TEST(misuse_optim_set_option)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, 0, "lr", NULL);
@@ -2023,6 +2152,7 @@ START_TEST(misuse_optim_set_option)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, 0, "lr", "");
@@ -2034,6 +2164,7 @@ START_TEST(misuse_optim_set_option)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_option(opt, 0, "lr", FX_LONG);
@@ -2051,6 +2182,7 @@ START_TEST(misuse_optim_configure)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(opt, 0, "lr=0.01,beta1=0.8");
@@ -2062,6 +2194,7 @@ START_TEST(misuse_optim_configure)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(NULL, 0, "lr=0.01,beta1=0.8");
@@ -2073,6 +2206,7 @@ START_TEST(misuse_optim_configure)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(FX_BOGUS, 0, "lr=0.01,beta1=0.8");
@@ -2085,6 +2219,7 @@ START_TEST(misuse_optim_configure)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(opt, -1, "lr=0.01,beta1=0.8");
@@ -2096,6 +2231,7 @@ START_TEST(misuse_optim_configure)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(opt, INT_MAX, "lr=0.01,beta1=0.8");
@@ -2107,6 +2243,7 @@ START_TEST(misuse_optim_configure)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(opt, 0, NULL);
@@ -2118,6 +2255,7 @@ START_TEST(misuse_optim_configure)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(opt, 0, "");
@@ -2129,6 +2267,7 @@ START_TEST(misuse_optim_configure)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_configure(opt, 0, FX_LONG);
@@ -2146,6 +2285,7 @@ START_TEST(misuse_optim_set_schedule)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, 0, "lr", "cosine:total=100");
@@ -2157,6 +2297,7 @@ START_TEST(misuse_optim_set_schedule)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(NULL, 0, "lr", "cosine:total=100");
@@ -2168,6 +2309,7 @@ START_TEST(misuse_optim_set_schedule)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(FX_BOGUS, 0, "lr", "cosine:total=100");
@@ -2180,6 +2322,7 @@ START_TEST(misuse_optim_set_schedule)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, -1, "lr", "cosine:total=100");
@@ -2191,6 +2334,7 @@ START_TEST(misuse_optim_set_schedule)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, INT_MAX, "lr", "cosine:total=100");
@@ -2202,6 +2346,7 @@ START_TEST(misuse_optim_set_schedule)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, 0, NULL, "cosine:total=100");
@@ -2213,6 +2358,7 @@ START_TEST(misuse_optim_set_schedule)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, 0, "", "cosine:total=100");
@@ -2224,6 +2370,7 @@ START_TEST(misuse_optim_set_schedule)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, 0, FX_LONG, "cosine:total=100");
@@ -2235,6 +2382,7 @@ START_TEST(misuse_optim_set_schedule)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, 0, "lr", NULL);
@@ -2246,6 +2394,7 @@ START_TEST(misuse_optim_set_schedule)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, 0, "lr", "");
@@ -2257,6 +2406,7 @@ START_TEST(misuse_optim_set_schedule)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule(opt, 0, "lr", FX_LONG);
@@ -2274,6 +2424,7 @@ START_TEST(misuse_optim_set_schedule_table)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, "lr", fx_table, 3);
@@ -2285,6 +2436,7 @@ START_TEST(misuse_optim_set_schedule_table)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(NULL, 0, "lr", fx_table, 3);
@@ -2296,6 +2448,7 @@ START_TEST(misuse_optim_set_schedule_table)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(FX_BOGUS, 0, "lr", fx_table, 3);
@@ -2308,6 +2461,7 @@ START_TEST(misuse_optim_set_schedule_table)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, -1, "lr", fx_table, 3);
@@ -2319,6 +2473,7 @@ START_TEST(misuse_optim_set_schedule_table)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, INT_MAX, "lr", fx_table, 3);
@@ -2330,6 +2485,7 @@ START_TEST(misuse_optim_set_schedule_table)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, NULL, fx_table, 3);
@@ -2341,6 +2497,7 @@ START_TEST(misuse_optim_set_schedule_table)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, "", fx_table, 3);
@@ -2352,6 +2509,7 @@ START_TEST(misuse_optim_set_schedule_table)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, FX_LONG, fx_table, 3);
@@ -2363,6 +2521,7 @@ START_TEST(misuse_optim_set_schedule_table)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, "lr", NULL, 3);
@@ -2374,6 +2533,7 @@ START_TEST(misuse_optim_set_schedule_table)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, "lr", fx_table, 0);
@@ -2385,6 +2545,7 @@ START_TEST(misuse_optim_set_schedule_table)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_schedule_table(opt, 0, "lr", fx_table, -1);
@@ -2402,6 +2563,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, 2.0, "sqrt_sde");
@@ -2413,6 +2575,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(NULL, 0, 2.0, "sqrt_sde");
@@ -2424,6 +2587,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(FX_BOGUS, 0, 2.0, "sqrt_sde");
@@ -2436,6 +2600,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, -1, 2.0, "sqrt_sde");
@@ -2447,6 +2612,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, INT_MAX, 2.0, "sqrt_sde");
@@ -2458,6 +2624,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, NAN, "sqrt_sde");
@@ -2469,6 +2636,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, INFINITY, "sqrt_sde");
@@ -2480,6 +2648,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, -INFINITY, "sqrt_sde");
@@ -2491,6 +2660,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, -1.0, "sqrt_sde");
@@ -2502,6 +2672,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, DBL_MAX, "sqrt_sde");
@@ -2513,6 +2684,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, 2.0, NULL);
@@ -2524,6 +2696,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, 2.0, "");
@@ -2535,6 +2708,7 @@ START_TEST(misuse_optim_scale_batch_size)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_scale_batch_size(opt, 0, 2.0, FX_LONG);
@@ -2552,6 +2726,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2563,6 +2738,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(NULL, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2574,6 +2750,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(FX_BOGUS, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2586,6 +2763,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, -1, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2597,6 +2775,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, INT_MAX, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2608,6 +2787,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, NULL, OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2619,6 +2799,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2630,6 +2811,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, FX_LONG, OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2641,6 +2823,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", 0, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2652,6 +2835,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", -1, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2663,6 +2847,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", INT_MAX, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2674,6 +2859,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 0, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2685,6 +2871,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, -1, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2696,6 +2883,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, INT_MAX, fx_shape, fx_pnew, fx_gnew, &O.i);
@@ -2707,6 +2895,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, NULL, fx_pnew, fx_gnew, &O.i);
@@ -2718,6 +2907,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, fx_shape, NULL, fx_gnew, &O.i);
@@ -2729,6 +2919,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, NULL, &O.i);
@@ -2740,6 +2931,7 @@ START_TEST(misuse_optim_add_param)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, NULL);
@@ -2757,6 +2949,7 @@ START_TEST(misuse_optim_param_bind)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, 1, fx_b, fx_gb);
@@ -2768,6 +2961,7 @@ START_TEST(misuse_optim_param_bind)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(NULL, 1, fx_b, fx_gb);
@@ -2779,6 +2973,7 @@ START_TEST(misuse_optim_param_bind)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(FX_BOGUS, 1, fx_b, fx_gb);
@@ -2791,6 +2986,7 @@ START_TEST(misuse_optim_param_bind)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, 0, fx_b, fx_gb);
@@ -2802,6 +2998,7 @@ START_TEST(misuse_optim_param_bind)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, -1, fx_b, fx_gb);
@@ -2813,6 +3010,7 @@ START_TEST(misuse_optim_param_bind)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, INT_MAX, fx_b, fx_gb);
@@ -2824,6 +3022,7 @@ START_TEST(misuse_optim_param_bind)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, 1, NULL, fx_gb);
@@ -2835,6 +3034,7 @@ START_TEST(misuse_optim_param_bind)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, 1, fx_b, NULL);
@@ -2852,6 +3052,7 @@ START_TEST(misuse_optim_param_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_count(opt);
@@ -2863,6 +3064,7 @@ START_TEST(misuse_optim_param_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_count(NULL);
@@ -2874,6 +3076,7 @@ START_TEST(misuse_optim_param_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_count(FX_BOGUS);
@@ -2892,6 +3095,7 @@ START_TEST(misuse_optim_param_find)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_find(opt, "b", &O.i);
@@ -2903,6 +3107,7 @@ START_TEST(misuse_optim_param_find)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_find(NULL, "b", &O.i);
@@ -2914,6 +3119,7 @@ START_TEST(misuse_optim_param_find)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_find(FX_BOGUS, "b", &O.i);
@@ -2926,6 +3132,7 @@ START_TEST(misuse_optim_param_find)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_find(opt, NULL, &O.i);
@@ -2937,6 +3144,7 @@ START_TEST(misuse_optim_param_find)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_find(opt, "", &O.i);
@@ -2948,6 +3156,7 @@ START_TEST(misuse_optim_param_find)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_find(opt, FX_LONG, &O.i);
@@ -2959,6 +3168,7 @@ START_TEST(misuse_optim_param_find)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_find(opt, "b", NULL);
@@ -2976,6 +3186,7 @@ START_TEST(misuse_optim_param_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape);
@@ -2987,6 +3198,7 @@ START_TEST(misuse_optim_param_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(NULL, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape);
@@ -2998,6 +3210,7 @@ START_TEST(misuse_optim_param_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(FX_BOGUS, 1, &O.s, &O.i, &O.i2, &O.i3, O.shape);
@@ -3010,6 +3223,7 @@ START_TEST(misuse_optim_param_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 0, &O.s, &O.i, &O.i2, &O.i3, O.shape);
@@ -3021,6 +3235,7 @@ START_TEST(misuse_optim_param_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, -1, &O.s, &O.i, &O.i2, &O.i3, O.shape);
@@ -3032,6 +3247,7 @@ START_TEST(misuse_optim_param_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, INT_MAX, &O.s, &O.i, &O.i2, &O.i3, O.shape);
@@ -3043,6 +3259,7 @@ START_TEST(misuse_optim_param_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, NULL, &O.i, &O.i2, &O.i3, O.shape);
@@ -3054,6 +3271,7 @@ START_TEST(misuse_optim_param_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, &O.s, NULL, &O.i2, &O.i3, O.shape);
@@ -3065,6 +3283,7 @@ START_TEST(misuse_optim_param_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, &O.s, &O.i, NULL, &O.i3, O.shape);
@@ -3076,6 +3295,7 @@ START_TEST(misuse_optim_param_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, &O.s, &O.i, &O.i2, NULL, O.shape);
@@ -3087,6 +3307,7 @@ START_TEST(misuse_optim_param_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, &O.s, &O.i, &O.i2, &O.i3, NULL);
@@ -3104,6 +3325,7 @@ START_TEST(misuse_optim_param_buffers)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, 1, &O.p, &O.cp);
@@ -3115,6 +3337,7 @@ START_TEST(misuse_optim_param_buffers)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(NULL, 1, &O.p, &O.cp);
@@ -3126,6 +3349,7 @@ START_TEST(misuse_optim_param_buffers)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(FX_BOGUS, 1, &O.p, &O.cp);
@@ -3138,6 +3362,7 @@ START_TEST(misuse_optim_param_buffers)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, 0, &O.p, &O.cp);
@@ -3149,6 +3374,7 @@ START_TEST(misuse_optim_param_buffers)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, -1, &O.p, &O.cp);
@@ -3160,6 +3386,7 @@ START_TEST(misuse_optim_param_buffers)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, INT_MAX, &O.p, &O.cp);
@@ -3171,6 +3398,7 @@ START_TEST(misuse_optim_param_buffers)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, 1, NULL, &O.cp);
@@ -3182,6 +3410,7 @@ START_TEST(misuse_optim_param_buffers)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, 1, &O.p, NULL);
@@ -3199,6 +3428,7 @@ START_TEST(misuse_optim_param_set_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, 1, 1);
@@ -3210,6 +3440,7 @@ START_TEST(misuse_optim_param_set_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(NULL, 1, 1);
@@ -3221,6 +3452,7 @@ START_TEST(misuse_optim_param_set_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(FX_BOGUS, 1, 1);
@@ -3233,6 +3465,7 @@ START_TEST(misuse_optim_param_set_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, 0, 1);
@@ -3244,6 +3477,7 @@ START_TEST(misuse_optim_param_set_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, -1, 1);
@@ -3255,6 +3489,7 @@ START_TEST(misuse_optim_param_set_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, INT_MAX, 1);
@@ -3266,6 +3501,7 @@ START_TEST(misuse_optim_param_set_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, 1, 0);
@@ -3277,6 +3513,7 @@ START_TEST(misuse_optim_param_set_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, 1, -1);
@@ -3288,6 +3525,7 @@ START_TEST(misuse_optim_param_set_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, 1, INT_MAX);
@@ -3305,6 +3543,7 @@ START_TEST(misuse_optim_param_get_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(opt, 1, &O.i);
@@ -3316,6 +3555,7 @@ START_TEST(misuse_optim_param_get_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(NULL, 1, &O.i);
@@ -3327,6 +3567,7 @@ START_TEST(misuse_optim_param_get_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(FX_BOGUS, 1, &O.i);
@@ -3339,6 +3580,7 @@ START_TEST(misuse_optim_param_get_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(opt, 0, &O.i);
@@ -3350,6 +3592,7 @@ START_TEST(misuse_optim_param_get_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(opt, -1, &O.i);
@@ -3361,6 +3604,7 @@ START_TEST(misuse_optim_param_get_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(opt, INT_MAX, &O.i);
@@ -3372,6 +3616,7 @@ START_TEST(misuse_optim_param_get_frozen)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(opt, 1, NULL);
@@ -3389,6 +3634,7 @@ START_TEST(misuse_optim_param_set_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, 0, 2);
@@ -3400,6 +3646,7 @@ START_TEST(misuse_optim_param_set_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(NULL, 1, 0, 2);
@@ -3411,6 +3658,7 @@ START_TEST(misuse_optim_param_set_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(FX_BOGUS, 1, 0, 2);
@@ -3423,6 +3671,7 @@ START_TEST(misuse_optim_param_set_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 0, 0, 2);
@@ -3434,6 +3683,7 @@ START_TEST(misuse_optim_param_set_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, -1, 0, 2);
@@ -3445,6 +3695,7 @@ START_TEST(misuse_optim_param_set_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, INT_MAX, 0, 2);
@@ -3456,6 +3707,7 @@ START_TEST(misuse_optim_param_set_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, -1, 2);
@@ -3467,6 +3719,7 @@ START_TEST(misuse_optim_param_set_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, INT64_MAX, 2);
@@ -3478,6 +3731,7 @@ START_TEST(misuse_optim_param_set_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, 0, 0);
@@ -3489,6 +3743,7 @@ START_TEST(misuse_optim_param_set_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, 0, -1);
@@ -3500,6 +3755,7 @@ START_TEST(misuse_optim_param_set_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, 0, INT64_MAX);
@@ -3517,6 +3773,7 @@ START_TEST(misuse_optim_param_bind_hvp)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(opt, 4, fx_hz);
@@ -3528,6 +3785,7 @@ START_TEST(misuse_optim_param_bind_hvp)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(NULL, 4, fx_hz);
@@ -3539,6 +3797,7 @@ START_TEST(misuse_optim_param_bind_hvp)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(FX_BOGUS, 4, fx_hz);
@@ -3551,6 +3810,7 @@ START_TEST(misuse_optim_param_bind_hvp)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(opt, 0, fx_hz);
@@ -3562,6 +3822,7 @@ START_TEST(misuse_optim_param_bind_hvp)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(opt, -1, fx_hz);
@@ -3573,6 +3834,7 @@ START_TEST(misuse_optim_param_bind_hvp)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(opt, INT_MAX, fx_hz);
@@ -3584,6 +3846,7 @@ START_TEST(misuse_optim_param_bind_hvp)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(opt, 4, NULL);
@@ -3601,6 +3864,7 @@ START_TEST(misuse_optim_set_hvp_callback)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_hvp_callback(opt, fx_hvp, NULL, 7);
@@ -3612,6 +3876,7 @@ START_TEST(misuse_optim_set_hvp_callback)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_hvp_callback(NULL, fx_hvp, NULL, 7);
@@ -3623,6 +3888,7 @@ START_TEST(misuse_optim_set_hvp_callback)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_hvp_callback(FX_BOGUS, fx_hvp, NULL, 7);
@@ -3635,6 +3901,7 @@ START_TEST(misuse_optim_set_hvp_callback)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_hvp_callback(opt, NULL, NULL, 7);
@@ -3646,6 +3913,7 @@ START_TEST(misuse_optim_set_hvp_callback)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_hvp_callback(opt, fx_hvp, NULL, 0);
@@ -3657,6 +3925,7 @@ START_TEST(misuse_optim_set_hvp_callback)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_hvp_callback(opt, fx_hvp, NULL, UINT64_MAX);
@@ -3674,6 +3943,7 @@ START_TEST(misuse_optim_set_row_reduce)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_row_reduce(opt, fx_row_reduce, NULL);
@@ -3685,6 +3955,7 @@ START_TEST(misuse_optim_set_row_reduce)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_row_reduce(NULL, fx_row_reduce, NULL);
@@ -3696,6 +3967,7 @@ START_TEST(misuse_optim_set_row_reduce)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_row_reduce(FX_BOGUS, fx_row_reduce, NULL);
@@ -3708,6 +3980,7 @@ START_TEST(misuse_optim_set_row_reduce)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_row_reduce(opt, NULL, NULL);
@@ -3725,6 +3998,7 @@ START_TEST(misuse_optim_set_norm_reduce)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_norm_reduce(opt, fx_norm_reduce, NULL);
@@ -3736,6 +4010,7 @@ START_TEST(misuse_optim_set_norm_reduce)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_norm_reduce(NULL, fx_norm_reduce, NULL);
@@ -3747,6 +4022,7 @@ START_TEST(misuse_optim_set_norm_reduce)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_norm_reduce(FX_BOGUS, fx_norm_reduce, NULL);
@@ -3759,6 +4035,7 @@ START_TEST(misuse_optim_set_norm_reduce)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_norm_reduce(opt, NULL, NULL);
@@ -3776,6 +4053,7 @@ START_TEST(misuse_optim_param_get_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, 1, &O.l, &O.l2);
@@ -3787,6 +4065,7 @@ START_TEST(misuse_optim_param_get_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(NULL, 1, &O.l, &O.l2);
@@ -3798,6 +4077,7 @@ START_TEST(misuse_optim_param_get_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(FX_BOGUS, 1, &O.l, &O.l2);
@@ -3810,6 +4090,7 @@ START_TEST(misuse_optim_param_get_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, 0, &O.l, &O.l2);
@@ -3821,6 +4102,7 @@ START_TEST(misuse_optim_param_get_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, -1, &O.l, &O.l2);
@@ -3832,6 +4114,7 @@ START_TEST(misuse_optim_param_get_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, INT_MAX, &O.l, &O.l2);
@@ -3843,6 +4126,7 @@ START_TEST(misuse_optim_param_get_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, 1, NULL, &O.l2);
@@ -3854,6 +4138,7 @@ START_TEST(misuse_optim_param_get_range)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, 1, &O.l, NULL);
@@ -3871,6 +4156,7 @@ START_TEST(misuse_optim_param_cost)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(opt, 3, &O.d);
@@ -3882,6 +4168,7 @@ START_TEST(misuse_optim_param_cost)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(NULL, 3, &O.d);
@@ -3893,6 +4180,7 @@ START_TEST(misuse_optim_param_cost)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(FX_BOGUS, 3, &O.d);
@@ -3905,6 +4193,7 @@ START_TEST(misuse_optim_param_cost)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(opt, 0, &O.d);
@@ -3916,6 +4205,7 @@ START_TEST(misuse_optim_param_cost)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(opt, -1, &O.d);
@@ -3927,6 +4217,7 @@ START_TEST(misuse_optim_param_cost)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(opt, INT_MAX, &O.d);
@@ -3938,6 +4229,7 @@ START_TEST(misuse_optim_param_cost)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(opt, 3, NULL);
@@ -3955,6 +4247,7 @@ START_TEST(misuse_optim_state_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_count(opt, 1);
@@ -3966,6 +4259,7 @@ START_TEST(misuse_optim_state_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_count(NULL, 1);
@@ -3977,6 +4271,7 @@ START_TEST(misuse_optim_state_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_count(FX_BOGUS, 1);
@@ -3989,6 +4284,7 @@ START_TEST(misuse_optim_state_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_count(opt, 0);
@@ -4000,6 +4296,7 @@ START_TEST(misuse_optim_state_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_count(opt, -1);
@@ -4011,6 +4308,7 @@ START_TEST(misuse_optim_state_count)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_count(opt, INT_MAX);
@@ -4028,6 +4326,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, 1, &O.s, &O.i, &O.l);
@@ -4039,6 +4338,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(NULL, 1, 1, &O.s, &O.i, &O.l);
@@ -4050,6 +4350,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(FX_BOGUS, 1, 1, &O.s, &O.i, &O.l);
@@ -4062,6 +4363,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 0, 1, &O.s, &O.i, &O.l);
@@ -4073,6 +4375,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, -1, 1, &O.s, &O.i, &O.l);
@@ -4084,6 +4387,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, INT_MAX, 1, &O.s, &O.i, &O.l);
@@ -4095,6 +4399,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, 0, &O.s, &O.i, &O.l);
@@ -4106,6 +4411,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, -1, &O.s, &O.i, &O.l);
@@ -4117,6 +4423,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, INT_MAX, &O.s, &O.i, &O.l);
@@ -4128,6 +4435,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, 1, NULL, &O.i, &O.l);
@@ -4139,6 +4447,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, 1, &O.s, NULL, &O.l);
@@ -4150,6 +4459,7 @@ START_TEST(misuse_optim_state_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, 1, &O.s, &O.i, NULL);
@@ -4167,6 +4477,7 @@ START_TEST(misuse_optim_state_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, "exp_avg", &O.cp, &O.l);
@@ -4178,6 +4489,7 @@ START_TEST(misuse_optim_state_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(NULL, 1, "exp_avg", &O.cp, &O.l);
@@ -4189,6 +4501,7 @@ START_TEST(misuse_optim_state_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(FX_BOGUS, 1, "exp_avg", &O.cp, &O.l);
@@ -4201,6 +4514,7 @@ START_TEST(misuse_optim_state_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 0, "exp_avg", &O.cp, &O.l);
@@ -4212,6 +4526,7 @@ START_TEST(misuse_optim_state_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, -1, "exp_avg", &O.cp, &O.l);
@@ -4223,6 +4538,7 @@ START_TEST(misuse_optim_state_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, INT_MAX, "exp_avg", &O.cp, &O.l);
@@ -4234,6 +4550,7 @@ START_TEST(misuse_optim_state_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, NULL, &O.cp, &O.l);
@@ -4245,6 +4562,7 @@ START_TEST(misuse_optim_state_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, "", &O.cp, &O.l);
@@ -4256,6 +4574,7 @@ START_TEST(misuse_optim_state_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, FX_LONG, &O.cp, &O.l);
@@ -4267,6 +4586,7 @@ START_TEST(misuse_optim_state_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, "exp_avg", NULL, &O.l);
@@ -4278,6 +4598,7 @@ START_TEST(misuse_optim_state_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, "exp_avg", &O.cp, NULL);
@@ -4295,6 +4616,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "exp_avg", fx_b3, 3);
@@ -4306,6 +4628,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(NULL, 1, "exp_avg", fx_b3, 3);
@@ -4317,6 +4640,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(FX_BOGUS, 1, "exp_avg", fx_b3, 3);
@@ -4329,6 +4653,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 0, "exp_avg", fx_b3, 3);
@@ -4340,6 +4665,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, -1, "exp_avg", fx_b3, 3);
@@ -4351,6 +4677,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, INT_MAX, "exp_avg", fx_b3, 3);
@@ -4362,6 +4689,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, NULL, fx_b3, 3);
@@ -4373,6 +4701,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "", fx_b3, 3);
@@ -4384,6 +4713,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, FX_LONG, fx_b3, 3);
@@ -4395,6 +4725,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "exp_avg", NULL, 3);
@@ -4406,6 +4737,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "exp_avg", fx_b3, 0);
@@ -4417,6 +4749,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "exp_avg", fx_b3, -1);
@@ -4428,6 +4761,7 @@ START_TEST(misuse_optim_state_set_buffer)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_set_buffer(opt, 1, "exp_avg", fx_b3, INT64_MAX);
@@ -4445,6 +4779,7 @@ START_TEST(misuse_optim_state_scalar)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 1, "step", &O.l);
@@ -4456,6 +4791,7 @@ START_TEST(misuse_optim_state_scalar)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(NULL, 1, "step", &O.l);
@@ -4467,6 +4803,7 @@ START_TEST(misuse_optim_state_scalar)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(FX_BOGUS, 1, "step", &O.l);
@@ -4479,6 +4816,7 @@ START_TEST(misuse_optim_state_scalar)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 0, "step", &O.l);
@@ -4490,6 +4828,7 @@ START_TEST(misuse_optim_state_scalar)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, -1, "step", &O.l);
@@ -4501,6 +4840,7 @@ START_TEST(misuse_optim_state_scalar)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, INT_MAX, "step", &O.l);
@@ -4512,6 +4852,7 @@ START_TEST(misuse_optim_state_scalar)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 1, NULL, &O.l);
@@ -4523,6 +4864,7 @@ START_TEST(misuse_optim_state_scalar)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 1, "", &O.l);
@@ -4534,6 +4876,7 @@ START_TEST(misuse_optim_state_scalar)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 1, FX_LONG, &O.l);
@@ -4545,6 +4888,7 @@ START_TEST(misuse_optim_state_scalar)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 1, "step", NULL);
@@ -4562,6 +4906,7 @@ START_TEST(misuse_optim_get_counter)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 1, "steps", &O.l);
@@ -4573,6 +4918,7 @@ START_TEST(misuse_optim_get_counter)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(NULL, 1, "steps", &O.l);
@@ -4584,6 +4930,7 @@ START_TEST(misuse_optim_get_counter)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(FX_BOGUS, 1, "steps", &O.l);
@@ -4596,6 +4943,7 @@ START_TEST(misuse_optim_get_counter)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 0, "steps", &O.l);
@@ -4607,6 +4955,7 @@ START_TEST(misuse_optim_get_counter)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, -1, "steps", &O.l);
@@ -4618,6 +4967,7 @@ START_TEST(misuse_optim_get_counter)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, INT_MAX, "steps", &O.l);
@@ -4629,6 +4979,7 @@ START_TEST(misuse_optim_get_counter)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 1, NULL, &O.l);
@@ -4640,6 +4991,7 @@ START_TEST(misuse_optim_get_counter)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 1, "", &O.l);
@@ -4651,6 +5003,7 @@ START_TEST(misuse_optim_get_counter)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 1, FX_LONG, &O.l);
@@ -4662,6 +5015,7 @@ START_TEST(misuse_optim_get_counter)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 1, "steps", NULL);
@@ -4679,6 +5033,7 @@ START_TEST(misuse_optim_step)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step(opt);
@@ -4690,6 +5045,7 @@ START_TEST(misuse_optim_step)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step(NULL);
@@ -4701,6 +5057,7 @@ START_TEST(misuse_optim_step)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step(FX_BOGUS);
@@ -4719,6 +5076,7 @@ START_TEST(misuse_optim_step_scaled)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(opt, 0.5);
@@ -4730,6 +5088,7 @@ START_TEST(misuse_optim_step_scaled)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(NULL, 0.5);
@@ -4741,6 +5100,7 @@ START_TEST(misuse_optim_step_scaled)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(FX_BOGUS, 0.5);
@@ -4753,6 +5113,7 @@ START_TEST(misuse_optim_step_scaled)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(opt, NAN);
@@ -4764,6 +5125,7 @@ START_TEST(misuse_optim_step_scaled)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(opt, INFINITY);
@@ -4775,6 +5137,7 @@ START_TEST(misuse_optim_step_scaled)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(opt, -INFINITY);
@@ -4786,6 +5149,7 @@ START_TEST(misuse_optim_step_scaled)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(opt, -1.0);
@@ -4797,6 +5161,7 @@ START_TEST(misuse_optim_step_scaled)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_scaled(opt, DBL_MAX);
@@ -4814,6 +5179,7 @@ START_TEST(misuse_optim_step_prepare)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(opt, 0.5);
@@ -4825,6 +5191,7 @@ START_TEST(misuse_optim_step_prepare)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(NULL, 0.5);
@@ -4836,6 +5203,7 @@ START_TEST(misuse_optim_step_prepare)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(FX_BOGUS, 0.5);
@@ -4848,6 +5216,7 @@ START_TEST(misuse_optim_step_prepare)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(opt, NAN);
@@ -4859,6 +5228,7 @@ START_TEST(misuse_optim_step_prepare)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(opt, INFINITY);
@@ -4870,6 +5240,7 @@ START_TEST(misuse_optim_step_prepare)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(opt, -INFINITY);
@@ -4881,6 +5252,7 @@ START_TEST(misuse_optim_step_prepare)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(opt, -1.0);
@@ -4892,6 +5264,7 @@ START_TEST(misuse_optim_step_prepare)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_prepare(opt, DBL_MAX);
@@ -4909,6 +5282,19 @@ START_TEST(misuse_optim_step_commit)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_step_commit(opt);
+    check_rc(opt, rc, EXP_OK, before, 1, "optim_step_commit(opt)");
+    check_outputs(&O, &O0, rc < 0, "optim_step_commit(opt)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_commit(NULL);
@@ -4920,6 +5306,7 @@ START_TEST(misuse_optim_step_commit)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_commit(FX_BOGUS);
@@ -4931,13 +5318,14 @@ START_TEST(misuse_optim_step_commit)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_step_commit: 2 calls */
+/* optim_step_commit: 3 calls */
 START_TEST(misuse_optim_step_cancel)
 {
   {
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_cancel(opt);
@@ -4949,6 +5337,7 @@ START_TEST(misuse_optim_step_cancel)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_cancel(NULL);
@@ -4960,6 +5349,7 @@ START_TEST(misuse_optim_step_cancel)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_step_cancel(FX_BOGUS);
@@ -4978,6 +5368,7 @@ START_TEST(misuse_optim_snapshot)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_snapshot(opt, fx_full_grad, NULL);
@@ -4989,6 +5380,7 @@ START_TEST(misuse_optim_snapshot)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_snapshot(NULL, fx_full_grad, NULL);
@@ -5000,6 +5392,7 @@ START_TEST(misuse_optim_snapshot)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_snapshot(FX_BOGUS, fx_full_grad, NULL);
@@ -5012,6 +5405,7 @@ START_TEST(misuse_optim_snapshot)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_snapshot(opt, NULL, NULL);
@@ -5029,6 +5423,7 @@ START_TEST(misuse_optim_param_bind_snapshot_grad)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(opt, 0, fx_sg);
@@ -5040,6 +5435,7 @@ START_TEST(misuse_optim_param_bind_snapshot_grad)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(NULL, 0, fx_sg);
@@ -5051,6 +5447,7 @@ START_TEST(misuse_optim_param_bind_snapshot_grad)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(FX_BOGUS, 0, fx_sg);
@@ -5063,6 +5460,7 @@ START_TEST(misuse_optim_param_bind_snapshot_grad)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(opt, -1, fx_sg);
@@ -5074,6 +5472,7 @@ START_TEST(misuse_optim_param_bind_snapshot_grad)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(opt, INT_MAX, fx_sg);
@@ -5085,6 +5484,7 @@ START_TEST(misuse_optim_param_bind_snapshot_grad)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(opt, 0, NULL);
@@ -5102,6 +5502,7 @@ START_TEST(misuse_optim_set_clip_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(opt, 1.0);
@@ -5113,6 +5514,7 @@ START_TEST(misuse_optim_set_clip_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(NULL, 1.0);
@@ -5124,6 +5526,7 @@ START_TEST(misuse_optim_set_clip_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(FX_BOGUS, 1.0);
@@ -5136,6 +5539,7 @@ START_TEST(misuse_optim_set_clip_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(opt, NAN);
@@ -5147,6 +5551,7 @@ START_TEST(misuse_optim_set_clip_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(opt, INFINITY);
@@ -5158,6 +5563,7 @@ START_TEST(misuse_optim_set_clip_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(opt, -INFINITY);
@@ -5169,6 +5575,7 @@ START_TEST(misuse_optim_set_clip_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(opt, -1.0);
@@ -5180,6 +5587,7 @@ START_TEST(misuse_optim_set_clip_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_clip_norm(opt, DBL_MAX);
@@ -5197,6 +5605,7 @@ START_TEST(misuse_optim_get_grad_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(opt, 0, &O.d);
@@ -5208,6 +5617,7 @@ START_TEST(misuse_optim_get_grad_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(NULL, 0, &O.d);
@@ -5219,6 +5629,7 @@ START_TEST(misuse_optim_get_grad_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(FX_BOGUS, 0, &O.d);
@@ -5231,6 +5642,7 @@ START_TEST(misuse_optim_get_grad_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(opt, -1, &O.d);
@@ -5242,6 +5654,7 @@ START_TEST(misuse_optim_get_grad_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(opt, INT_MAX, &O.d);
@@ -5253,6 +5666,7 @@ START_TEST(misuse_optim_get_grad_norm)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(opt, 0, NULL);
@@ -5270,6 +5684,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 1, 0.5);
@@ -5281,6 +5696,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(NULL, 1, 0.5);
@@ -5292,6 +5708,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(FX_BOGUS, 1, 0.5);
@@ -5304,6 +5721,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 0, 0.5);
@@ -5315,6 +5733,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, -1, 0.5);
@@ -5326,6 +5745,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, INT_MAX, 0.5);
@@ -5337,6 +5757,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 1, NAN);
@@ -5348,6 +5769,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 1, INFINITY);
@@ -5359,6 +5781,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 1, -INFINITY);
@@ -5370,6 +5793,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 1, -1.0);
@@ -5381,6 +5805,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 1, DBL_MAX);
@@ -5398,6 +5823,7 @@ START_TEST(misuse_optim_param_get_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(opt, 1, &O.d);
@@ -5409,6 +5835,7 @@ START_TEST(misuse_optim_param_get_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(NULL, 1, &O.d);
@@ -5420,6 +5847,7 @@ START_TEST(misuse_optim_param_get_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(FX_BOGUS, 1, &O.d);
@@ -5432,6 +5860,7 @@ START_TEST(misuse_optim_param_get_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(opt, 0, &O.d);
@@ -5443,6 +5872,7 @@ START_TEST(misuse_optim_param_get_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(opt, -1, &O.d);
@@ -5454,6 +5884,7 @@ START_TEST(misuse_optim_param_get_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(opt, INT_MAX, &O.d);
@@ -5465,6 +5896,7 @@ START_TEST(misuse_optim_param_get_decay_scale)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(opt, 1, NULL);
@@ -5482,6 +5914,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", 0.0, &O.i);
@@ -5493,6 +5926,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(NULL, "b", 0.0, &O.i);
@@ -5504,6 +5938,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(FX_BOGUS, "b", 0.0, &O.i);
@@ -5516,6 +5951,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, NULL, 0.0, &O.i);
@@ -5527,6 +5963,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "", 0.0, &O.i);
@@ -5538,6 +5975,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, FX_LONG, 0.0, &O.i);
@@ -5549,6 +5987,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", NAN, &O.i);
@@ -5560,6 +5999,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", INFINITY, &O.i);
@@ -5571,6 +6011,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", -INFINITY, &O.i);
@@ -5582,6 +6023,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", -1.0, &O.i);
@@ -5593,6 +6035,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", DBL_MAX, &O.i);
@@ -5604,6 +6047,7 @@ START_TEST(misuse_optim_set_decay_mask)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_set_decay_mask(opt, "b", 0.0, NULL);
@@ -5621,6 +6065,7 @@ START_TEST(misuse_optim_validate)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_validate(opt);
@@ -5632,6 +6077,7 @@ START_TEST(misuse_optim_validate)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_validate(NULL);
@@ -5643,6 +6089,7 @@ START_TEST(misuse_optim_validate)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_validate(FX_BOGUS);
@@ -5661,6 +6108,7 @@ START_TEST(misuse_optim_save)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_save(opt, fx_path);
@@ -5672,6 +6120,7 @@ START_TEST(misuse_optim_save)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_save(NULL, fx_path);
@@ -5683,6 +6132,7 @@ START_TEST(misuse_optim_save)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_save(FX_BOGUS, fx_path);
@@ -5695,6 +6145,7 @@ START_TEST(misuse_optim_save)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_save(opt, NULL);
@@ -5706,6 +6157,7 @@ START_TEST(misuse_optim_save)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_save(opt, "");
@@ -5717,6 +6169,7 @@ START_TEST(misuse_optim_save)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_save(opt, FX_LONG);
@@ -5734,6 +6187,7 @@ START_TEST(misuse_optim_load)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load(opt, fx_saved(opt));
@@ -5745,6 +6199,7 @@ START_TEST(misuse_optim_load)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load(NULL, fx_saved(opt));
@@ -5756,6 +6211,7 @@ START_TEST(misuse_optim_load)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load(FX_BOGUS, fx_saved(opt));
@@ -5768,6 +6224,7 @@ START_TEST(misuse_optim_load)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load(opt, NULL);
@@ -5779,6 +6236,7 @@ START_TEST(misuse_optim_load)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load(opt, "");
@@ -5790,6 +6248,7 @@ START_TEST(misuse_optim_load)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load(opt, FX_LONG);
@@ -5807,6 +6266,7 @@ START_TEST(misuse_optim_load_params)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, fx_saved(opt), fx_indices, 2);
@@ -5818,6 +6278,7 @@ START_TEST(misuse_optim_load_params)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(NULL, fx_saved(opt), fx_indices, 2);
@@ -5829,6 +6290,7 @@ START_TEST(misuse_optim_load_params)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(FX_BOGUS, fx_saved(opt), fx_indices, 2);
@@ -5841,6 +6303,7 @@ START_TEST(misuse_optim_load_params)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, NULL, fx_indices, 2);
@@ -5852,6 +6315,7 @@ START_TEST(misuse_optim_load_params)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, "", fx_indices, 2);
@@ -5863,6 +6327,7 @@ START_TEST(misuse_optim_load_params)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, FX_LONG, fx_indices, 2);
@@ -5874,6 +6339,7 @@ START_TEST(misuse_optim_load_params)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, fx_saved(opt), NULL, 2);
@@ -5885,6 +6351,7 @@ START_TEST(misuse_optim_load_params)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, fx_saved(opt), fx_indices, 0);
@@ -5896,6 +6363,7 @@ START_TEST(misuse_optim_load_params)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
     int rc = optim_load_params(opt, fx_saved(opt), fx_indices, -1);
@@ -6644,4 +7112,4 @@ int main(void)
   unlink(fx_saved_path);
   return rc;
 }
-/* 68 functions, 534 generated calls. */
+/* 68 functions, 535 generated calls. */

@@ -36,8 +36,10 @@ import sys
 #   args:  valid baseline arguments (C expressions; `opt` is the fixture's
 #          handle, O the struct of output variables, the fx_* names are
 #          defined in PRELUDE)
-#   fx:    fixture: "main" (four groups, stepped once), "fresh" (the same,
-#          never stepped), "svrg" (one adasvrg group) or None (no handle)
+#   fx:    fixture: "main" (four groups, stepped once, with a prepared step
+#          pending that a failing call must leave for optim_step_commit,
+#          unless drops_prepared), "fresh" (the same, never stepped or
+#          prepared), "svrg" (one adasvrg group) or None (no handle)
 #   ret:   "status" (default), "count" (>= 0 or negative), "str_or_null"
 #          (NULL on failure), "str" (never NULL), "void" (must not crash)
 #   base:  "ok" (default): the baseline call must succeed; "err": it fails
@@ -125,10 +127,13 @@ BASELINE = {
                                ok=["index=0"]),
     "optim_get_counter": dict(args=["opt", "1", '"steps"', "&O.l"], fx="main",
                               ok=["group=0"]),
-    "optim_step": dict(args=["opt"], fx="main"),
-    "optim_step_scaled": dict(args=["opt", "0.5"], fx="main", ok=["grad_scale=DBL_MAX"]),
-    "optim_step_prepare": dict(args=["opt", "0.5"], fx="main", ok=["grad_scale=DBL_MAX"]),
-    "optim_step_commit": dict(args=["opt"], fx="main", base="err"),
+    # a failing step or prepare drops a prepared step (a new prepare does)
+    "optim_step": dict(args=["opt"], fx="main", drops_prepared=True),
+    "optim_step_scaled": dict(args=["opt", "0.5"], fx="main", ok=["grad_scale=DBL_MAX"],
+                              drops_prepared=True),
+    "optim_step_prepare": dict(args=["opt", "0.5"], fx="main", ok=["grad_scale=DBL_MAX"],
+                               drops_prepared=True),
+    "optim_step_commit": dict(args=["opt"], fx="main"),
     "optim_step_cancel": dict(args=["opt"], fx="main"),
     "optim_snapshot": dict(args=["opt", "fx_full_grad", "NULL"], fx="svrg"),
     "optim_param_bind_snapshot_grad": dict(args=["opt", "0", "fx_sg"], fx="svrg",
@@ -395,6 +400,7 @@ def main():
             if rk in ("str", "str_or_null", "void"):
                 body.append("    (void)O0;")
             if fx:
+                body.append("    fx_prepare = %d;" % (fx == "main" and not spec.get("drops_prepared")))
                 body.append("    optim_optimizer *opt = fx_new(FX_%s);" % fx.upper())
                 body.append("    uint64_t before = fx_hash(opt);")
             if rk == "void":
@@ -593,6 +599,9 @@ static int fx_full_grad(void *u, int count, const int *params, const void *const
 
 #define OK(call) ck_assert_msg((call) >= 0, "%%s: %%s", #call, optim_errmsg(o))
 
+/* Whether fx_new leaves a prepared step pending (FX_MAIN). */
+static int fx_prepare;
+
 static optim_optimizer *fx_new(int kind)
 {
   optim_optimizer *o;
@@ -628,6 +637,7 @@ static optim_optimizer *fx_new(int kind)
   OK(optim_param_bind_hvp(o, 4, fx_hz));
   OK(optim_set_clip_norm(o, 1e6));
   if (kind == FX_MAIN) OK(optim_step(o));
+  if (kind == FX_MAIN && fx_prepare) OK(optim_step_prepare(o, 1.0));
   return o;
 }
 
@@ -717,6 +727,9 @@ static void check_unchanged(optim_optimizer *o, uint64_t before, int failed, int
     EXPECT(m && m[0], "%%s failed with an empty optim_errmsg", what);
   }
   EXPECT(fx_hash(o) == before, "%%s failed but changed the optimizer", what);
+  if (fx_prepare)
+    EXPECT(optim_step_commit(o) == OPTIM_OK, "%%s failed but dropped the prepared step (%%s)",
+           what, optim_errmsg(o));
 }
 
 static void check_rc(optim_optimizer *o, int rc, int exp, uint64_t before, int errmsg,
