@@ -98,11 +98,13 @@ static double fx_gnorms[3] = {1.0, 2.0, 1.5};
 static double fx_grads[6] = {1.0, 2.0, 1.5, 2.5, 0.5, 1.0};
 static char fx_path[64];
 static char fx_saved_path[64];
+static char fx_garbage_path[64];
 
 static void fx_init(void)
 {
   snprintf(fx_path, sizeof fx_path, "misuse-%ld.ckpt", (long)getpid());
   snprintf(fx_saved_path, sizeof fx_saved_path, "misuse-saved-%ld.ckpt", (long)getpid());
+  snprintf(fx_garbage_path, sizeof fx_garbage_path, "misuse-garbage-%ld", (long)getpid());
 }
 
 static void fill_f(float *x, int n, double a)
@@ -191,6 +193,17 @@ static const char *fx_saved(optim_optimizer *o)
 {
   OK(optim_save(o, fx_saved_path));
   return fx_saved_path;
+}
+
+/* A file that is not a checkpoint. */
+static const char *fx_garbage(void)
+{
+  const char *path = fx_garbage_path;
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("not a checkpoint, but long enough to have a header of some size....", f);
+  fclose(f);
+  return path;
 }
 
 /* Everything a failed call must leave alone: parameter state (testutil's
@@ -384,10 +397,18 @@ START_TEST(misuse_optim_algorithm_name)
     const char *r = optim_algorithm_name(INT_MAX);
     check_ptr(r, EXP_ERR, "optim_algorithm_name(INT_MAX)");
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
+    const char *r = optim_algorithm_name(optim_algorithm_count());
+    check_ptr(r, EXP_ERR, "optim_algorithm_name(optim_algorithm_count())");
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_algorithm_name: 3 calls */
+/* optim_algorithm_name: 4 calls */
 START_TEST(misuse_optim_algorithm_doc)
 {
   {
@@ -526,6 +547,14 @@ START_TEST(misuse_optim_hparam_info)
     struct outs O, O0;
     memset(&O, 0x5a, sizeof O);
     O0 = O;
+    int rc = optim_hparam_info("adamw", optim_hparam_count("adamw"), &O.s, &O.i, &O.s2, &O.s3);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_hparam_info(\"adamw\", optim_hparam_count(\"adamw\"), &O.s, &O.i, &O.s2, &O.s3)");
+    check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"adamw\", optim_hparam_count(\"adamw\"), &O.s, &O.i, &O.s2, &O.s3)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
     int rc = optim_hparam_info("adamw", 1, NULL, &O.i, &O.s2, &O.s3);
     check_rc(NULL, rc, EXP_OK, 0, 0, "optim_hparam_info(\"adamw\", 1, NULL, &O.i, &O.s2, &O.s3)");
     check_outputs(&O, &O0, rc < 0, "optim_hparam_info(\"adamw\", 1, NULL, &O.i, &O.s2, &O.s3)");
@@ -557,7 +586,7 @@ START_TEST(misuse_optim_hparam_info)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_hparam_info: 11 calls */
+/* optim_hparam_info: 12 calls */
 START_TEST(misuse_optim_create)
 {
   {
@@ -945,10 +974,23 @@ START_TEST(misuse_optim_group_algorithm)
     check_unchanged(opt, before, r == NULL && 1, 0, "optim_group_algorithm(opt, INT_MAX)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    (void)O0;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    const char *r = optim_group_algorithm(opt, optim_group_count(opt));
+    check_ptr(r, EXP_ERR, "optim_group_algorithm(opt, optim_group_count(opt))");
+    check_unchanged(opt, before, r == NULL && 1, 0, "optim_group_algorithm(opt, optim_group_count(opt))");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_group_algorithm: 6 calls */
+/* optim_group_algorithm: 7 calls */
 START_TEST(misuse_optim_set_double)
 {
   {
@@ -1010,6 +1052,18 @@ START_TEST(misuse_optim_set_double)
     int rc = optim_set_double(opt, INT_MAX, "lr", 0.01);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, INT_MAX, \"lr\", 0.01)");
     check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, INT_MAX, \"lr\", 0.01)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_double(opt, optim_group_count(opt), "lr", 0.01);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_double(opt, optim_group_count(opt), \"lr\", 0.01)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_double(opt, optim_group_count(opt), \"lr\", 0.01)");
     optim_destroy(opt);
   }
   {
@@ -1111,7 +1165,7 @@ START_TEST(misuse_optim_set_double)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_double: 13 calls */
+/* optim_set_double: 14 calls */
 START_TEST(misuse_optim_get_double)
 {
   {
@@ -1182,6 +1236,18 @@ START_TEST(misuse_optim_get_double)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_get_double(opt, optim_group_count(opt), "lr", &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_double(opt, optim_group_count(opt), \"lr\", &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, optim_group_count(opt), \"lr\", &O.d)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_get_double(opt, 0, NULL, &O.d);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_double(opt, 0, NULL, &O.d)");
     check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, 0, NULL, &O.d)");
@@ -1226,7 +1292,7 @@ START_TEST(misuse_optim_get_double)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_double: 9 calls */
+/* optim_get_double: 10 calls */
 START_TEST(misuse_optim_set_int)
 {
   {
@@ -1309,6 +1375,18 @@ START_TEST(misuse_optim_set_int)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_set_int(opt, optim_group_count(opt), "ns_steps", 4);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, optim_group_count(opt), \"ns_steps\", 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, optim_group_count(opt), \"ns_steps\", 4)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_set_int(opt, 2, NULL, 4);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, 2, NULL, 4)");
     check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 2, NULL, 4)");
@@ -1377,7 +1455,7 @@ START_TEST(misuse_optim_set_int)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_int: 12 calls */
+/* optim_set_int: 13 calls */
 START_TEST(misuse_optim_get_int)
 {
   {
@@ -1460,6 +1538,18 @@ START_TEST(misuse_optim_get_int)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_get_int(opt, optim_group_count(opt), "ns_steps", &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_int(opt, optim_group_count(opt), \"ns_steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_int(opt, optim_group_count(opt), \"ns_steps\", &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_get_int(opt, 2, NULL, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_int(opt, 2, NULL, &O.l)");
     check_outputs(&O, &O0, rc < 0, "optim_get_int(opt, 2, NULL, &O.l)");
@@ -1504,7 +1594,7 @@ START_TEST(misuse_optim_get_int)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_int: 10 calls */
+/* optim_get_int: 11 calls */
 START_TEST(misuse_optim_set_bool)
 {
   {
@@ -1566,6 +1656,18 @@ START_TEST(misuse_optim_set_bool)
     int rc = optim_set_bool(opt, INT_MAX, "amsgrad", 1);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_bool(opt, INT_MAX, \"amsgrad\", 1)");
     check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, INT_MAX, \"amsgrad\", 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_bool(opt, optim_group_count(opt), "amsgrad", 1);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_bool(opt, optim_group_count(opt), \"amsgrad\", 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, optim_group_count(opt), \"amsgrad\", 1)");
     optim_destroy(opt);
   }
   {
@@ -1643,7 +1745,7 @@ START_TEST(misuse_optim_set_bool)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_bool: 11 calls */
+/* optim_set_bool: 12 calls */
 START_TEST(misuse_optim_get_bool)
 {
   {
@@ -1714,6 +1816,18 @@ START_TEST(misuse_optim_get_bool)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_get_bool(opt, optim_group_count(opt), "amsgrad", &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_bool(opt, optim_group_count(opt), \"amsgrad\", &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_bool(opt, optim_group_count(opt), \"amsgrad\", &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_get_bool(opt, 0, NULL, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_bool(opt, 0, NULL, &O.i)");
     check_outputs(&O, &O0, rc < 0, "optim_get_bool(opt, 0, NULL, &O.i)");
@@ -1758,7 +1872,7 @@ START_TEST(misuse_optim_get_bool)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_bool: 9 calls */
+/* optim_get_bool: 10 calls */
 START_TEST(misuse_optim_set_string)
 {
   {
@@ -1820,6 +1934,18 @@ START_TEST(misuse_optim_set_string)
     int rc = optim_set_string(opt, INT_MAX, "nonfinite", "skip");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, INT_MAX, \"nonfinite\", \"skip\")");
     check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, INT_MAX, \"nonfinite\", \"skip\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_string(opt, optim_group_count(opt), "nonfinite", "skip");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, optim_group_count(opt), \"nonfinite\", \"skip\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, optim_group_count(opt), \"nonfinite\", \"skip\")");
     optim_destroy(opt);
   }
   {
@@ -1897,7 +2023,7 @@ START_TEST(misuse_optim_set_string)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_string: 11 calls */
+/* optim_set_string: 12 calls */
 START_TEST(misuse_optim_get_string)
 {
   {
@@ -1959,6 +2085,18 @@ START_TEST(misuse_optim_get_string)
     int rc = optim_get_string(opt, INT_MAX, "nonfinite", O.buf, sizeof O.buf);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, INT_MAX, \"nonfinite\", O.buf, sizeof O.buf)");
     check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, INT_MAX, \"nonfinite\", O.buf, sizeof O.buf)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_string(opt, optim_group_count(opt), "nonfinite", O.buf, sizeof O.buf);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, optim_group_count(opt), \"nonfinite\", O.buf, sizeof O.buf)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, optim_group_count(opt), \"nonfinite\", O.buf, sizeof O.buf)");
     optim_destroy(opt);
   }
   {
@@ -2033,10 +2171,46 @@ START_TEST(misuse_optim_get_string)
     check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, \"nonfinite\", O.buf, SIZE_MAX)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_string(opt, 0, "nonfinite", O.buf, 5);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, 0, \"nonfinite\", O.buf, 5)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, \"nonfinite\", O.buf, 5)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_string(opt, 0, "nonfinite", O.buf, 6);
+    check_rc(opt, rc, EXP_OK, before, 1, "optim_get_string(opt, 0, \"nonfinite\", O.buf, 6)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, \"nonfinite\", O.buf, 6)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_string(opt, 0, "lr", O.buf, sizeof O.buf);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_string(opt, 0, \"lr\", O.buf, sizeof O.buf)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_string(opt, 0, \"lr\", O.buf, sizeof O.buf)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_string: 11 calls */
+/* optim_get_string: 15 calls */
 START_TEST(misuse_optim_set_option)
 {
   {
@@ -2098,6 +2272,18 @@ START_TEST(misuse_optim_set_option)
     int rc = optim_set_option(opt, INT_MAX, "lr", "0.01");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, INT_MAX, \"lr\", \"0.01\")");
     check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, INT_MAX, \"lr\", \"0.01\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, optim_group_count(opt), "lr", "0.01");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, optim_group_count(opt), \"lr\", \"0.01\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, optim_group_count(opt), \"lr\", \"0.01\")");
     optim_destroy(opt);
   }
   {
@@ -2172,10 +2358,202 @@ START_TEST(misuse_optim_set_option)
     check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", FX_LONG)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "lr", "1e999");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"lr\", \"1e999\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", \"1e999\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "lr", "nan");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"lr\", \"nan\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", \"nan\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "lr", "inf");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"lr\", \"inf\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", \"inf\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "lr", "0.1abc");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"lr\", \"0.1abc\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", \"0.1abc\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "lr", " ");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"lr\", \" \")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", \" \")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "lr", "-0.1");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"lr\", \"-0.1\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", \"-0.1\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "lr", "0x");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"lr\", \"0x\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"lr\", \"0x\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "amsgrad", "2");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"amsgrad\", \"2\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"amsgrad\", \"2\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "amsgrad", "truex");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"amsgrad\", \"truex\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"amsgrad\", \"truex\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 0, "nonfinite", "errorx");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 0, \"nonfinite\", \"errorx\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 0, \"nonfinite\", \"errorx\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 2, "ns_steps", "99999999999999999999");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 2, \"ns_steps\", \"99999999999999999999\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 2, \"ns_steps\", \"99999999999999999999\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 2, "ns_steps", "5.5");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 2, \"ns_steps\", \"5.5\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 2, \"ns_steps\", \"5.5\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 2, "ns_steps", "-5");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 2, \"ns_steps\", \"-5\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 2, \"ns_steps\", \"-5\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 2, "ns_steps", "0");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 2, \"ns_steps\", \"0\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 2, \"ns_steps\", \"0\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 2, "ns_steps", "5x");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 2, \"ns_steps\", \"5x\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 2, \"ns_steps\", \"5x\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_option(opt, 2, "ns_steps", "101");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_option(opt, 2, \"ns_steps\", \"101\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_option(opt, 2, \"ns_steps\", \"101\")");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_option: 11 calls */
+/* optim_set_option: 28 calls */
 START_TEST(misuse_optim_configure)
 {
   {
@@ -2246,6 +2624,18 @@ START_TEST(misuse_optim_configure)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_configure(opt, optim_group_count(opt), "lr=0.01,beta1=0.8");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, optim_group_count(opt), \"lr=0.01,beta1=0.8\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, optim_group_count(opt), \"lr=0.01,beta1=0.8\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_configure(opt, 0, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, 0, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, NULL)");
@@ -2275,10 +2665,94 @@ START_TEST(misuse_optim_configure)
     check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, FX_LONG)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_configure(opt, 0, "lr=0.5,beta1=7");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, 0, \"lr=0.5,beta1=7\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, \"lr=0.5,beta1=7\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_configure(opt, 0, "lr=0.5,nope=1");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, 0, \"lr=0.5,nope=1\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, \"lr=0.5,nope=1\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_configure(opt, 0, "lr=0.5,beta1");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, 0, \"lr=0.5,beta1\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, \"lr=0.5,beta1\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_configure(opt, 0, "lr=0.5,=3");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, 0, \"lr=0.5,=3\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, \"lr=0.5,=3\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_configure(opt, 0, "lr=0.5,amsgrad=maybe");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, 0, \"lr=0.5,amsgrad=maybe\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, \"lr=0.5,amsgrad=maybe\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_configure(opt, 0, "lr=0.5,lr=nan");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, 0, \"lr=0.5,lr=nan\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, \"lr=0.5,lr=nan\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_configure(opt, 0, "lr=0.5,nonfinite=bogus");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_configure(opt, 0, \"lr=0.5,nonfinite=bogus\")");
+    check_outputs(&O, &O0, rc < 0, "optim_configure(opt, 0, \"lr=0.5,nonfinite=bogus\")");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_configure: 8 calls */
+/* optim_configure: 16 calls */
 START_TEST(misuse_optim_set_schedule)
 {
   {
@@ -2340,6 +2814,18 @@ START_TEST(misuse_optim_set_schedule)
     int rc = optim_set_schedule(opt, INT_MAX, "lr", "cosine:total=100");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, INT_MAX, \"lr\", \"cosine:total=100\")");
     check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, INT_MAX, \"lr\", \"cosine:total=100\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, optim_group_count(opt), "lr", "cosine:total=100");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, optim_group_count(opt), \"lr\", \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, optim_group_count(opt), \"lr\", \"cosine:total=100\")");
     optim_destroy(opt);
   }
   {
@@ -2417,7 +2903,7 @@ START_TEST(misuse_optim_set_schedule)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_schedule: 11 calls */
+/* optim_set_schedule: 12 calls */
 START_TEST(misuse_optim_set_schedule_table)
 {
   {
@@ -2479,6 +2965,18 @@ START_TEST(misuse_optim_set_schedule_table)
     int rc = optim_set_schedule_table(opt, INT_MAX, "lr", fx_table, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, INT_MAX, \"lr\", fx_table, 3)");
     check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, INT_MAX, \"lr\", fx_table, 3)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule_table(opt, optim_group_count(opt), "lr", fx_table, 3);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, optim_group_count(opt), \"lr\", fx_table, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, optim_group_count(opt), \"lr\", fx_table, 3)");
     optim_destroy(opt);
   }
   {
@@ -2556,7 +3054,7 @@ START_TEST(misuse_optim_set_schedule_table)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_schedule_table: 11 calls; skipped count=INT64_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
+/* optim_set_schedule_table: 12 calls; skipped count=INT64_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
 START_TEST(misuse_optim_scale_batch_size)
 {
   {
@@ -2618,6 +3116,18 @@ START_TEST(misuse_optim_scale_batch_size)
     int rc = optim_scale_batch_size(opt, INT_MAX, 2.0, "sqrt_sde");
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, INT_MAX, 2.0, \"sqrt_sde\")");
     check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, INT_MAX, 2.0, \"sqrt_sde\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_scale_batch_size(opt, optim_group_count(opt), 2.0, "sqrt_sde");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_scale_batch_size(opt, optim_group_count(opt), 2.0, \"sqrt_sde\")");
+    check_outputs(&O, &O0, rc < 0, "optim_scale_batch_size(opt, optim_group_count(opt), 2.0, \"sqrt_sde\")");
     optim_destroy(opt);
   }
   {
@@ -2719,7 +3229,7 @@ START_TEST(misuse_optim_scale_batch_size)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_scale_batch_size: 13 calls */
+/* optim_scale_batch_size: 14 calls */
 START_TEST(misuse_optim_add_param)
 {
   {
@@ -2781,6 +3291,18 @@ START_TEST(misuse_optim_add_param)
     int rc = optim_add_param(opt, INT_MAX, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, INT_MAX, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, INT_MAX, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, optim_group_count(opt), "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, optim_group_count(opt), \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, optim_group_count(opt), \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, &O.i)");
     optim_destroy(opt);
   }
   {
@@ -2939,10 +3461,142 @@ START_TEST(misuse_optim_add_param)
     check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, (int64_t[]){0, 3}, fx_pnew, fx_gnew, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){0, 3}, fx_pnew, fx_gnew, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){0, 3}, fx_pnew, fx_gnew, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, (int64_t[]){2, -3}, fx_pnew, fx_gnew, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){2, -3}, fx_pnew, fx_gnew, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){2, -3}, fx_pnew, fx_gnew, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, (int64_t[]){INT64_MAX, 2}, fx_pnew, fx_gnew, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){INT64_MAX, 2}, fx_pnew, fx_gnew, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){INT64_MAX, 2}, fx_pnew, fx_gnew, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, (int64_t[]){INT64_C(1) << 32, INT64_C(1) << 32}, fx_pnew, fx_gnew, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){INT64_C(1) << 32, INT64_C(1) << 32}, fx_pnew, fx_gnew, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){INT64_C(1) << 32, INT64_C(1) << 32}, fx_pnew, fx_gnew, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, (int64_t[]){INT64_C(1) << 31, INT64_C(1) << 31}, fx_pnew, fx_gnew, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){INT64_C(1) << 31, INT64_C(1) << 31}, fx_pnew, fx_gnew, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){INT64_C(1) << 31, INT64_C(1) << 31}, fx_pnew, fx_gnew, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, (int64_t[]){INT64_C(1) << 62, 4}, fx_pnew, fx_gnew, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){INT64_C(1) << 62, 4}, fx_pnew, fx_gnew, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, (int64_t[]){INT64_C(1) << 62, 4}, fx_pnew, fx_gnew, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, "w", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"w\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"w\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_gnew, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 5, fx_shape, fx_pnew, fx_gnew, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 5, fx_shape, fx_pnew, fx_gnew, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 5, fx_shape, fx_pnew, fx_gnew, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_pnew, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_pnew, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_pnew, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 0, "new", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_pnew + 1, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_pnew + 1, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 0, \"new\", OPTIM_FLOAT32, 2, fx_shape, fx_pnew, fx_pnew + 1, NULL)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_add_param(opt, 2, "new", OPTIM_FLOAT32, 1, fx_shape, fx_pnew, fx_gnew, NULL);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_add_param(opt, 2, \"new\", OPTIM_FLOAT32, 1, fx_shape, fx_pnew, fx_gnew, NULL)");
+    check_outputs(&O, &O0, rc < 0, "optim_add_param(opt, 2, \"new\", OPTIM_FLOAT32, 1, fx_shape, fx_pnew, fx_gnew, NULL)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_add_param: 18 calls */
+/* optim_add_param: 30 calls */
 START_TEST(misuse_optim_param_bind)
 {
   {
@@ -3025,6 +3679,18 @@ START_TEST(misuse_optim_param_bind)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_bind(opt, optim_param_count(opt), fx_b, fx_gb);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind(opt, optim_param_count(opt), fx_b, fx_gb)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind(opt, optim_param_count(opt), fx_b, fx_gb)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_bind(opt, 1, NULL, fx_gb);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind(opt, 1, NULL, fx_gb)");
     check_outputs(&O, &O0, rc < 0, "optim_param_bind(opt, 1, NULL, fx_gb)");
@@ -3045,7 +3711,7 @@ START_TEST(misuse_optim_param_bind)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_bind: 8 calls */
+/* optim_param_bind: 9 calls */
 START_TEST(misuse_optim_param_count)
 {
   {
@@ -3262,6 +3928,18 @@ START_TEST(misuse_optim_param_info)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_info(opt, optim_param_count(opt), &O.s, &O.i, &O.i2, &O.i3, O.shape);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_info(opt, optim_param_count(opt), &O.s, &O.i, &O.i2, &O.i3, O.shape)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, optim_param_count(opt), &O.s, &O.i, &O.i2, &O.i3, O.shape)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_info(opt, 1, NULL, &O.i, &O.i2, &O.i3, O.shape);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_info(opt, 1, NULL, &O.i, &O.i2, &O.i3, O.shape)");
     check_outputs(&O, &O0, rc < 0, "optim_param_info(opt, 1, NULL, &O.i, &O.i2, &O.i3, O.shape)");
@@ -3318,7 +3996,7 @@ START_TEST(misuse_optim_param_info)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_info: 11 calls */
+/* optim_param_info: 12 calls */
 START_TEST(misuse_optim_param_buffers)
 {
   {
@@ -3401,6 +4079,18 @@ START_TEST(misuse_optim_param_buffers)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_buffers(opt, optim_param_count(opt), &O.p, &O.cp);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_buffers(opt, optim_param_count(opt), &O.p, &O.cp)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_buffers(opt, optim_param_count(opt), &O.p, &O.cp)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_buffers(opt, 1, NULL, &O.cp);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_buffers(opt, 1, NULL, &O.cp)");
     check_outputs(&O, &O0, rc < 0, "optim_param_buffers(opt, 1, NULL, &O.cp)");
@@ -3421,7 +4111,7 @@ START_TEST(misuse_optim_param_buffers)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_buffers: 8 calls */
+/* optim_param_buffers: 9 calls */
 START_TEST(misuse_optim_param_set_frozen)
 {
   {
@@ -3504,6 +4194,18 @@ START_TEST(misuse_optim_param_set_frozen)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_frozen(opt, optim_param_count(opt), 1);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_frozen(opt, optim_param_count(opt), 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(opt, optim_param_count(opt), 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_set_frozen(opt, 1, 0);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_set_frozen(opt, 1, 0)");
     check_outputs(&O, &O0, rc < 0, "optim_param_set_frozen(opt, 1, 0)");
@@ -3536,7 +4238,7 @@ START_TEST(misuse_optim_param_set_frozen)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_set_frozen: 9 calls */
+/* optim_param_set_frozen: 10 calls */
 START_TEST(misuse_optim_param_get_frozen)
 {
   {
@@ -3619,6 +4321,18 @@ START_TEST(misuse_optim_param_get_frozen)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_get_frozen(opt, optim_param_count(opt), &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_frozen(opt, optim_param_count(opt), &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_frozen(opt, optim_param_count(opt), &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_get_frozen(opt, 1, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_frozen(opt, 1, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_param_get_frozen(opt, 1, NULL)");
@@ -3627,7 +4341,7 @@ START_TEST(misuse_optim_param_get_frozen)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_get_frozen: 7 calls */
+/* optim_param_get_frozen: 8 calls */
 START_TEST(misuse_optim_param_set_range)
 {
   {
@@ -3710,6 +4424,18 @@ START_TEST(misuse_optim_param_set_range)
     fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_FRESH);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_range(opt, optim_param_count(opt), 0, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, optim_param_count(opt), 0, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, optim_param_count(opt), 0, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 0;
+    optim_optimizer *opt = fx_new(FX_FRESH);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_set_range(opt, 1, -1, 2);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, 1, -1, 2)");
     check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 1, -1, 2)");
@@ -3763,10 +4489,58 @@ START_TEST(misuse_optim_param_set_range)
     check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 1, 0, INT64_MAX)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 0;
+    optim_optimizer *opt = fx_new(FX_FRESH);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_range(opt, 1, 0, 4);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, 1, 0, 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 1, 0, 4)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 0;
+    optim_optimizer *opt = fx_new(FX_FRESH);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_range(opt, 1, 2, 1);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, 1, 2, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 1, 2, 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 0;
+    optim_optimizer *opt = fx_new(FX_FRESH);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_range(opt, 3, 0, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, 3, 0, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 3, 0, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 0;
+    optim_optimizer *opt = fx_new(FX_FRESH);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_range(opt, 2, INT64_MIN, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_range(opt, 2, INT64_MIN, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_range(opt, 2, INT64_MIN, 2)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_set_range: 11 calls */
+/* optim_param_set_range: 16 calls */
 START_TEST(misuse_optim_param_bind_hvp)
 {
   {
@@ -3849,6 +4623,18 @@ START_TEST(misuse_optim_param_bind_hvp)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_bind_hvp(opt, optim_param_count(opt), fx_hz);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind_hvp(opt, optim_param_count(opt), fx_hz)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_hvp(opt, optim_param_count(opt), fx_hz)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_hvp(opt, 4, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_bind_hvp(opt, 4, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_param_bind_hvp(opt, 4, NULL)");
@@ -3857,7 +4643,7 @@ START_TEST(misuse_optim_param_bind_hvp)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_bind_hvp: 7 calls */
+/* optim_param_bind_hvp: 8 calls */
 START_TEST(misuse_optim_set_hvp_callback)
 {
   {
@@ -4129,6 +4915,18 @@ START_TEST(misuse_optim_param_get_range)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_get_range(opt, optim_param_count(opt), &O.l, &O.l2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_range(opt, optim_param_count(opt), &O.l, &O.l2)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_range(opt, optim_param_count(opt), &O.l, &O.l2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_get_range(opt, 1, NULL, &O.l2);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_get_range(opt, 1, NULL, &O.l2)");
     check_outputs(&O, &O0, rc < 0, "optim_param_get_range(opt, 1, NULL, &O.l2)");
@@ -4149,7 +4947,7 @@ START_TEST(misuse_optim_param_get_range)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_get_range: 8 calls */
+/* optim_param_get_range: 9 calls */
 START_TEST(misuse_optim_param_cost)
 {
   {
@@ -4232,6 +5030,18 @@ START_TEST(misuse_optim_param_cost)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_cost(opt, optim_param_count(opt), &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_cost(opt, optim_param_count(opt), &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_cost(opt, optim_param_count(opt), &O.d)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_cost(opt, 3, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_cost(opt, 3, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_param_cost(opt, 3, NULL)");
@@ -4240,7 +5050,7 @@ START_TEST(misuse_optim_param_cost)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_cost: 7 calls */
+/* optim_param_cost: 8 calls */
 START_TEST(misuse_optim_state_count)
 {
   {
@@ -4316,10 +5126,22 @@ START_TEST(misuse_optim_state_count)
     check_outputs(&O, &O0, rc < 0, "optim_state_count(opt, INT_MAX)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_count(opt, optim_param_count(opt));
+    check_rc(opt, rc, EXP_ERR, before, 0, "optim_state_count(opt, optim_param_count(opt))");
+    check_outputs(&O, &O0, rc < 0, "optim_state_count(opt, optim_param_count(opt))");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_state_count: 6 calls */
+/* optim_state_count: 7 calls */
 START_TEST(misuse_optim_state_info)
 {
   {
@@ -4402,6 +5224,18 @@ START_TEST(misuse_optim_state_info)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_state_info(opt, optim_param_count(opt), 1, &O.s, &O.i, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_info(opt, optim_param_count(opt), 1, &O.s, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, optim_param_count(opt), 1, &O.s, &O.i, &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_state_info(opt, 1, 0, &O.s, &O.i, &O.l);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_state_info(opt, 1, 0, &O.s, &O.i, &O.l)");
     check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 1, 0, &O.s, &O.i, &O.l)");
@@ -4429,6 +5263,18 @@ START_TEST(misuse_optim_state_info)
     int rc = optim_state_info(opt, 1, INT_MAX, &O.s, &O.i, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_info(opt, 1, INT_MAX, &O.s, &O.i, &O.l)");
     check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 1, INT_MAX, &O.s, &O.i, &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_info(opt, 1, optim_state_count(opt, 1), &O.s, &O.i, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_info(opt, 1, optim_state_count(opt, 1), &O.s, &O.i, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_info(opt, 1, optim_state_count(opt, 1), &O.s, &O.i, &O.l)");
     optim_destroy(opt);
   }
   {
@@ -4470,7 +5316,7 @@ START_TEST(misuse_optim_state_info)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_state_info: 12 calls */
+/* optim_state_info: 14 calls */
 START_TEST(misuse_optim_state_buffer)
 {
   {
@@ -4553,6 +5399,18 @@ START_TEST(misuse_optim_state_buffer)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_state_buffer(opt, optim_param_count(opt), "exp_avg", &O.cp, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_buffer(opt, optim_param_count(opt), \"exp_avg\", &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, optim_param_count(opt), \"exp_avg\", &O.cp, &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_state_buffer(opt, 1, NULL, &O.cp, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_buffer(opt, 1, NULL, &O.cp, &O.l)");
     check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, NULL, &O.cp, &O.l)");
@@ -4609,7 +5467,7 @@ START_TEST(misuse_optim_state_buffer)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_state_buffer: 11 calls */
+/* optim_state_buffer: 12 calls */
 START_TEST(misuse_optim_state_set_buffer)
 {
   {
@@ -4683,6 +5541,18 @@ START_TEST(misuse_optim_state_set_buffer)
     int rc = optim_state_set_buffer(opt, INT_MAX, "exp_avg", fx_b3, 3);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, INT_MAX, \"exp_avg\", fx_b3, 3)");
     check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, INT_MAX, \"exp_avg\", fx_b3, 3)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_set_buffer(opt, optim_param_count(opt), "exp_avg", fx_b3, 3);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, optim_param_count(opt), \"exp_avg\", fx_b3, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, optim_param_count(opt), \"exp_avg\", fx_b3, 3)");
     optim_destroy(opt);
   }
   {
@@ -4769,10 +5639,46 @@ START_TEST(misuse_optim_state_set_buffer)
     check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, INT64_MAX)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_set_buffer(opt, 1, "step", fx_b3, 1);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 1, \"step\", fx_b3, 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"step\", fx_b3, 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_set_buffer(opt, 1, "exp_avg", fx_b3, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_set_buffer(opt, 1, "exp_avg", fx_b3, 4);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, 4)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_set_buffer(opt, 1, \"exp_avg\", fx_b3, 4)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_state_set_buffer: 13 calls */
+/* optim_state_set_buffer: 17 calls */
 START_TEST(misuse_optim_state_scalar)
 {
   {
@@ -4855,6 +5761,18 @@ START_TEST(misuse_optim_state_scalar)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_state_scalar(opt, optim_param_count(opt), "step", &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_scalar(opt, optim_param_count(opt), \"step\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, optim_param_count(opt), \"step\", &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_state_scalar(opt, 1, NULL, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_scalar(opt, 1, NULL, &O.l)");
     check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, 1, NULL, &O.l)");
@@ -4899,7 +5817,7 @@ START_TEST(misuse_optim_state_scalar)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_state_scalar: 10 calls */
+/* optim_state_scalar: 11 calls */
 START_TEST(misuse_optim_get_counter)
 {
   {
@@ -4982,6 +5900,18 @@ START_TEST(misuse_optim_get_counter)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_get_counter(opt, optim_group_count(opt), "steps", &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_counter(opt, optim_group_count(opt), \"steps\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_counter(opt, optim_group_count(opt), \"steps\", &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_get_counter(opt, 1, NULL, &O.l);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_counter(opt, 1, NULL, &O.l)");
     check_outputs(&O, &O0, rc < 0, "optim_get_counter(opt, 1, NULL, &O.l)");
@@ -5026,7 +5956,7 @@ START_TEST(misuse_optim_get_counter)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_counter: 10 calls */
+/* optim_get_counter: 11 calls */
 START_TEST(misuse_optim_step)
 {
   {
@@ -5487,6 +6417,18 @@ START_TEST(misuse_optim_param_bind_snapshot_grad)
     fx_prepare = 0;
     optim_optimizer *opt = fx_new(FX_SVRG);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_bind_snapshot_grad(opt, optim_param_count(opt), fx_sg);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_bind_snapshot_grad(opt, optim_param_count(opt), fx_sg)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_bind_snapshot_grad(opt, optim_param_count(opt), fx_sg)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 0;
+    optim_optimizer *opt = fx_new(FX_SVRG);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_bind_snapshot_grad(opt, 0, NULL);
     check_rc(opt, rc, EXP_OK, before, 1, "optim_param_bind_snapshot_grad(opt, 0, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_param_bind_snapshot_grad(opt, 0, NULL)");
@@ -5495,7 +6437,7 @@ START_TEST(misuse_optim_param_bind_snapshot_grad)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_bind_snapshot_grad: 6 calls */
+/* optim_param_bind_snapshot_grad: 7 calls */
 START_TEST(misuse_optim_set_clip_norm)
 {
   {
@@ -5669,6 +6611,18 @@ START_TEST(misuse_optim_get_grad_norm)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_get_grad_norm(opt, optim_group_count(opt), &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_grad_norm(opt, optim_group_count(opt), &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_grad_norm(opt, optim_group_count(opt), &O.d)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_get_grad_norm(opt, 0, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_grad_norm(opt, 0, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_get_grad_norm(opt, 0, NULL)");
@@ -5677,7 +6631,7 @@ START_TEST(misuse_optim_get_grad_norm)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_grad_norm: 6 calls */
+/* optim_get_grad_norm: 7 calls */
 START_TEST(misuse_optim_param_set_decay_scale)
 {
   {
@@ -5760,6 +6714,18 @@ START_TEST(misuse_optim_param_set_decay_scale)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_set_decay_scale(opt, optim_param_count(opt), 0.5);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_decay_scale(opt, optim_param_count(opt), 0.5)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, optim_param_count(opt), 0.5)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_set_decay_scale(opt, 1, NAN);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_set_decay_scale(opt, 1, NAN)");
     check_outputs(&O, &O0, rc < 0, "optim_param_set_decay_scale(opt, 1, NAN)");
@@ -5816,7 +6782,7 @@ START_TEST(misuse_optim_param_set_decay_scale)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_set_decay_scale: 11 calls */
+/* optim_param_set_decay_scale: 12 calls */
 START_TEST(misuse_optim_param_get_decay_scale)
 {
   {
@@ -5899,6 +6865,18 @@ START_TEST(misuse_optim_param_get_decay_scale)
     fx_prepare = 1;
     optim_optimizer *opt = fx_new(FX_MAIN);
     uint64_t before = fx_hash(opt);
+    int rc = optim_param_get_decay_scale(opt, optim_param_count(opt), &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_decay_scale(opt, optim_param_count(opt), &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_param_get_decay_scale(opt, optim_param_count(opt), &O.d)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
     int rc = optim_param_get_decay_scale(opt, 1, NULL);
     check_rc(opt, rc, EXP_ERR, before, 1, "optim_param_get_decay_scale(opt, 1, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_param_get_decay_scale(opt, 1, NULL)");
@@ -5907,7 +6885,7 @@ START_TEST(misuse_optim_param_get_decay_scale)
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_param_get_decay_scale: 7 calls */
+/* optim_param_get_decay_scale: 8 calls */
 START_TEST(misuse_optim_set_decay_mask)
 {
   {
@@ -6256,10 +7234,34 @@ START_TEST(misuse_optim_load)
     check_outputs(&O, &O0, rc < 0, "optim_load(opt, FX_LONG)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load(opt, "/nonexistent/misuse.ckpt");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load(opt, \"/nonexistent/misuse.ckpt\")");
+    check_outputs(&O, &O0, rc < 0, "optim_load(opt, \"/nonexistent/misuse.ckpt\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load(opt, fx_garbage());
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load(opt, fx_garbage())");
+    check_outputs(&O, &O0, rc < 0, "optim_load(opt, fx_garbage())");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_load: 6 calls */
+/* optim_load: 8 calls */
 START_TEST(misuse_optim_load_params)
 {
   {
@@ -6371,10 +7373,46 @@ START_TEST(misuse_optim_load_params)
     check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_saved(opt), fx_indices, -1)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load_params(opt, fx_saved(opt), (int[]){0, 99}, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, fx_saved(opt), (int[]){0, 99}, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_saved(opt), (int[]){0, 99}, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load_params(opt, fx_saved(opt), (int[]){0, -1}, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, fx_saved(opt), (int[]){0, -1}, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_saved(opt), (int[]){0, -1}, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load_params(opt, "/nonexistent/misuse.ckpt", fx_indices, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, \"/nonexistent/misuse.ckpt\", fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, \"/nonexistent/misuse.ckpt\", fx_indices, 2)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_load_params: 9 calls; skipped count=INT_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
+/* optim_load_params: 12 calls; skipped count=INT_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
 START_TEST(misuse_optim_schedule_eval)
 {
   {
@@ -6441,10 +7479,106 @@ START_TEST(misuse_optim_schedule_eval)
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:total=100\", 10, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=100\", 10, NULL)");
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("cosine", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("cosine:total=0", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:total=0\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=0\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("cosine:total=-5", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:total=-5\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=-5\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("cosine:total=nan", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:total=nan\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=nan\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("cosine:total=100,total=100x", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:total=100,total=100x\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=100,total=100x\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("cosine:", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("cosine:total", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:total\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("nope", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"nope\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"nope\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("cosine:total=100,nope=1", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:total=100,nope=1\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=100,nope=1\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("warmup_cosine:warmup=200,total=100", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"warmup_cosine:warmup=200,total=100\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"warmup_cosine:warmup=200,total=100\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("step:gamma=0.5", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"step:gamma=0.5\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"step:gamma=0.5\", 10, &O.d)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_schedule_eval("cosine:total=1e999", 10, &O.d);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_schedule_eval(\"cosine:total=1e999\", 10, &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_schedule_eval(\"cosine:total=1e999\", 10, &O.d)");
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_schedule_eval: 8 calls */
+/* optim_schedule_eval: 20 calls */
 START_TEST(misuse_optim_schedule_refined)
 {
   {
@@ -6843,10 +7977,66 @@ START_TEST(misuse_optim_batch_size_test)
     check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, NULL)");
     check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 1.0, NULL)");
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, INT64_C(1) << 32, INT64_C(1) << 32, fx_grads, 0.5, 1.0, &O.l);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, INT64_C(1) << 32, INT64_C(1) << 32, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, INT64_C(1) << 32, INT64_C(1) << 32, fx_grads, 0.5, 1.0, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, INT64_C(1) << 31, INT64_C(1) << 31, fx_grads, 0.5, 1.0, &O.l);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, INT64_C(1) << 31, INT64_C(1) << 31, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, INT64_C(1) << 31, INT64_C(1) << 31, fx_grads, 0.5, 1.0, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_batch_size_test("norm", OPTIM_FLOAT64, INT64_C(1) << 61, 2, fx_grads, 0.5, 1.0, &O.l);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, INT64_C(1) << 61, 2, fx_grads, 0.5, 1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"norm\", OPTIM_FLOAT64, INT64_C(1) << 61, 2, fx_grads, 0.5, 1.0, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_batch_size_test("augmented_inner_product", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, NAN, &O.l);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"augmented_inner_product\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, NAN, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"augmented_inner_product\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, NAN, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_batch_size_test("augmented_inner_product", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 0.0, &O.l);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"augmented_inner_product\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 0.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"augmented_inner_product\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, 0.0, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_batch_size_test("augmented_inner_product", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, -1.0, &O.l);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"augmented_inner_product\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, -1.0, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"augmented_inner_product\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, -1.0, &O.l)");
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    int rc = optim_batch_size_test("augmented_inner_product", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, INFINITY, &O.l);
+    check_rc(NULL, rc, EXP_ERR, 0, 0, "optim_batch_size_test(\"augmented_inner_product\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, INFINITY, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_batch_size_test(\"augmented_inner_product\", OPTIM_FLOAT64, 3, 2, fx_grads, 0.5, INFINITY, &O.l)");
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_batch_size_test: 25 calls */
+/* optim_batch_size_test: 32 calls */
 
 /* ---- optim_step on error changes nothing ---------------------------------------- */
 
@@ -7110,6 +8300,7 @@ int main(void)
   int rc = run_suite(misuse_suite());
   unlink(fx_path);
   unlink(fx_saved_path);
+  unlink(fx_garbage_path);
   return rc;
 }
-/* 68 functions, 535 generated calls. */
+/* 68 functions, 640 generated calls. */

@@ -47,6 +47,9 @@ import sys
 #   ok / any: mutations ("arg=VALUE") that are valid / may go either way;
 #          every other mutation must fail.
 #   skip:  mutations not made, with the reason.
+#   extra: further calls, [expectation, arguments...]: crafted invalid
+#          values (shapes whose size overflows, all-or-none specs, ...).
+# Integer index arguments also get one past their last valid value.
 LIE = "a length larger than the caller's array is undetectable undefined behaviour"
 BASELINE = {
     "optim_version": dict(args=[], ret="str"),
@@ -78,10 +81,28 @@ BASELINE = {
     "optim_set_string": dict(args=["opt", "0", '"nonfinite"', '"skip"'], fx="main",
                              ok=["group=0"]),
     "optim_get_string": dict(args=["opt", "0", '"nonfinite"', "O.buf", "sizeof O.buf"],
-                             fx="main", ok=["group=0", "size=SIZE_MAX"]),
-    "optim_set_option": dict(args=["opt", "0", '"lr"', '"0.01"'], fx="main", ok=["group=0"]),
+                             fx="main", ok=["group=0", "size=SIZE_MAX"],
+                             # "error" and its NUL need 6 bytes
+                             extra=[["err", "opt", "0", '"nonfinite"', "O.buf", "5"],
+                                    ["ok", "opt", "0", '"nonfinite"', "O.buf", "6"],
+                                    ["err", "opt", "0", '"lr"', "O.buf", "sizeof O.buf"]]),
+    "optim_set_option": dict(args=["opt", "0", '"lr"', '"0.01"'], fx="main", ok=["group=0"],
+                             extra=[["err", "opt", "0", n, t] for n, t in (
+                                 ('"lr"', '"1e999"'), ('"lr"', '"nan"'), ('"lr"', '"inf"'),
+                                 ('"lr"', '"0.1abc"'), ('"lr"', '" "'), ('"lr"', '"-0.1"'),
+                                 ('"lr"', '"0x"'),
+                                 ('"amsgrad"', '"2"'), ('"amsgrad"', '"truex"'),
+                                 ('"nonfinite"', '"errorx"'))] +
+                                   [["err", "opt", "2", '"ns_steps"', t] for t in (
+                                       '"99999999999999999999"', '"5.5"', '"-5"', '"0"',
+                                       '"5x"', '"101"')]),
     "optim_configure": dict(args=["opt", "0", '"lr=0.01,beta1=0.8"'], fx="main",
-                            ok=["group=0", 'spec=""']),  # empty items are ignored
+                            ok=["group=0", 'spec=""'],  # empty items are ignored
+                            # all or none: lr must not change
+                            extra=[["err", "opt", "0", s] for s in (
+                                '"lr=0.5,beta1=7"', '"lr=0.5,nope=1"', '"lr=0.5,beta1"',
+                                '"lr=0.5,=3"', '"lr=0.5,amsgrad=maybe"', '"lr=0.5,lr=nan"',
+                                '"lr=0.5,nonfinite=bogus"')]),
     "optim_set_schedule": dict(args=["opt", "0", '"lr"', '"cosine:total=100"'], fx="main",
                                ok=["group=0", "spec=NULL"]),
     "optim_set_schedule_table": dict(args=["opt", "0", '"lr"', "fx_table", "3"], fx="main",
@@ -92,7 +113,24 @@ BASELINE = {
                                    ok=["group=0", "rule=NULL"]),
     "optim_add_param": dict(args=["opt", "0", '"new"', "OPTIM_FLOAT32", "2", "fx_shape",
                                   "fx_pnew", "fx_gnew", "&O.i"], fx="main",
-                            ok=["group=0", "grad=NULL", "index=NULL"]),
+                            ok=["group=0", "grad=NULL", "index=NULL"],
+                            extra=[["err", "opt", "0", '"new"', "OPTIM_FLOAT32", "2", s, "fx_pnew",
+                                    "fx_gnew", "NULL"] for s in (
+                                        "(int64_t[]){0, 3}", "(int64_t[]){2, -3}",
+                                        "(int64_t[]){INT64_MAX, 2}",
+                                        "(int64_t[]){INT64_C(1) << 32, INT64_C(1) << 32}",
+                                        "(int64_t[]){INT64_C(1) << 31, INT64_C(1) << 31}",
+                                        "(int64_t[]){INT64_C(1) << 62, 4}")] +
+                                  [["err", "opt", "0", '"w"', "OPTIM_FLOAT32", "2", "fx_shape",
+                                    "fx_pnew", "fx_gnew", "NULL"],  # the name exists
+                                   ["err", "opt", "0", '"new"', "OPTIM_FLOAT32", "5", "fx_shape",
+                                    "fx_pnew", "fx_gnew", "NULL"],  # ndim > OPTIM_MAX_DIMS
+                                   ["err", "opt", "0", '"new"', "OPTIM_FLOAT32", "2", "fx_shape",
+                                    "fx_pnew", "fx_pnew", "NULL"],  # grad is param
+                                   ["err", "opt", "0", '"new"', "OPTIM_FLOAT32", "2", "fx_shape",
+                                    "fx_pnew", "fx_pnew + 1", "NULL"],  # overlapping
+                                   ["err", "opt", "2", '"new"', "OPTIM_FLOAT32", "1", "fx_shape",
+                                    "fx_pnew", "fx_gnew", "NULL"]]),  # muon: nonmatrix=error
     "optim_param_bind": dict(args=["opt", "1", "fx_b", "fx_gb"], fx="main",
                              ok=["grad=NULL"], any=["index=0"]),
     "optim_param_count": dict(args=["opt"], ret="count", fx="main"),
@@ -106,7 +144,11 @@ BASELINE = {
                                    ok=["index=0", "frozen=0", "frozen=-1", "frozen=INT_MAX"]),
     "optim_param_get_frozen": dict(args=["opt", "1", "&O.i"], fx="main", ok=["index=0"]),
     "optim_param_set_range": dict(args=["opt", "1", "0", "2"], fx="fresh",
-                                  ok=["index=0"], any=["end=0"]),
+                                  ok=["index=0"], any=["end=0"],
+                                  extra=[["err", "opt", "1", "0", "4"],  # past the end
+                                         ["err", "opt", "1", "2", "1"],  # end < begin
+                                         ["err", "opt", "3", "0", "2"],  # muon: not whole rows
+                                         ["err", "opt", "2", "INT64_MIN", "2"]]),
     "optim_param_bind_hvp": dict(args=["opt", "4", "fx_hz"], fx="main", ok=["hvp=NULL"]),
     "optim_set_hvp_callback": dict(args=["opt", "fx_hvp", "NULL", "7"], fx="main",
                                    ok=["fn=NULL", "seed=0", "seed=UINT64_MAX", "userdata=NULL"]),
@@ -122,7 +164,10 @@ BASELINE = {
                              ok=["index=0", "k=0", "name=NULL", "kind=NULL", "numel=NULL"]),
     "optim_state_buffer": dict(args=["opt", "1", '"exp_avg"', "&O.cp", "&O.l"], fx="main",
                                ok=["index=0", "numel=NULL"]),
-    "optim_state_set_buffer": dict(args=["opt", "1", '"exp_avg"', "fx_b3", "3"], fx="main"),
+    "optim_state_set_buffer": dict(args=["opt", "1", '"exp_avg"', "fx_b3", "3"], fx="main",
+                                   extra=[["err", "opt", "1", '"step"', "fx_b3", "1"],  # a scalar
+                                          ["err", "opt", "1", '"exp_avg"', "fx_b3", "2"],
+                                          ["err", "opt", "1", '"exp_avg"', "fx_b3", "4"]]),
     "optim_state_scalar": dict(args=["opt", "1", '"step"', "&O.l"], fx="main",
                                ok=["index=0"]),
     "optim_get_counter": dict(args=["opt", "1", '"steps"', "&O.l"], fx="main",
@@ -149,10 +194,23 @@ BASELINE = {
                                  ok=["matched=NULL", "scale=DBL_MAX"]),
     "optim_validate": dict(args=["opt"], fx="main"),
     "optim_save": dict(args=["opt", "fx_path"], fx="main"),
-    "optim_load": dict(args=["opt", "fx_saved(opt)"], fx="main"),
+    "optim_load": dict(args=["opt", "fx_saved(opt)"], fx="main",
+                       extra=[["err", "opt", '"/nonexistent/misuse.ckpt"'],
+                              ["err", "opt", "fx_garbage()"]]),
     "optim_load_params": dict(args=["opt", "fx_saved(opt)", "fx_indices", "2"], fx="main",
-                              ok=["count=0"], skip={"count=INT_MAX": LIE}),
+                              ok=["count=0"], skip={"count=INT_MAX": LIE},
+                              extra=[["err", "opt", "fx_saved(opt)", "(int[]){0, 99}", "2"],
+                                     ["err", "opt", "fx_saved(opt)", "(int[]){0, -1}", "2"],
+                                     ["err", "opt", '"/nonexistent/misuse.ckpt"', "fx_indices",
+                                      "2"]]),
     "optim_schedule_eval": dict(args=['"cosine:total=100"', "10", "&O.d"],
+                                extra=[["err", s, "10", "&O.d"] for s in (
+                                    '"cosine"', '"cosine:total=0"', '"cosine:total=-5"',
+                                    '"cosine:total=nan"', '"cosine:total=100,total=100x"',
+                                    '"cosine:"', '"cosine:total"', '"nope"',
+                                    '"cosine:total=100,nope=1"',
+                                    '"warmup_cosine:warmup=200,total=100"',
+                                    '"step:gamma=0.5"', '"cosine:total=1e999"')],
                                 ok=["step=0", "step=INT64_MAX"]),
     "optim_schedule_refined": dict(args=["fx_gnorms", "3", "2", "4", "O.factors"],
                                    skip={"count=INT64_MAX": LIE, "steps=INT64_MAX": LIE}),
@@ -160,6 +218,15 @@ BASELINE = {
                            ok=["lr=NULL", "batch_tokens=NULL", "params=DBL_MAX", "tokens=DBL_MAX"]),
     "optim_batch_size_test": dict(args=['"norm"', "OPTIM_FLOAT64", "3", "2", "fx_grads", "0.5",
                                         "1.0", "&O.l"],
+                                  # batch * numel overflowing (documented: > SIZE_MAX / 8)
+                                  extra=[["err", '"norm"', "OPTIM_FLOAT64", b, n, "fx_grads",
+                                          "0.5", "1.0", "&O.l"] for b, n in (
+                                              ("INT64_C(1) << 32", "INT64_C(1) << 32"),
+                                              ("INT64_C(1) << 31", "INT64_C(1) << 31"),
+                                              ("INT64_C(1) << 61", "2"))] +
+                                        [["err", '"augmented_inner_product"', "OPTIM_FLOAT64",
+                                          "3", "2", "fx_grads", "0.5", nu, "&O.l"]
+                                         for nu in ("NAN", "0.0", "-1.0", "INFINITY")],
                                   # nu is read by augmented_inner_product only
                                   ok=["eta=DBL_MAX", "nu=NAN", "nu=INFINITY", "nu=-INFINITY",
                                       "nu=-1.0", "nu=DBL_MAX"]),
@@ -176,6 +243,25 @@ MUTATIONS = {
     "string": ["NULL", '""', "FX_LONG"],
     "MPI_Comm": ["MPI_COMM_NULL"],
 }
+# One past the last valid index, by argument name (an off-by-one check).
+PAST_END = {
+    ("optim_algorithm_name", "index"): "optim_algorithm_count()",
+    ("optim_hparam_info", "index"): 'optim_hparam_count("adamw")',
+    ("optim_state_info", "k"): "optim_state_count(opt, 1)",
+}
+
+
+def mutations(name, fx, aname, kind):
+    extra = []
+    if (name, aname) in PAST_END:
+        extra = [PAST_END[name, aname]]
+    elif fx and kind == "int" and aname == "group":
+        extra = ["optim_group_count(opt)"]
+    elif fx and kind == "int" and aname == "index":
+        extra = ["optim_param_count(opt)"]
+    return MUTATIONS[kind] + extra
+
+
 FNPTR_TYPES = {"optim_hvp_fn", "optim_row_reduce_fn", "optim_norm_reduce_fn", "optim_grad_fn"}
 
 
@@ -375,7 +461,7 @@ def main():
         if spec.get("base", "ok") == "ok":
             calls.append(("ok", list(base), "baseline"))
         for i, (ctype, aname, kind) in enumerate(args):
-            for v in MUTATIONS[kind]:
+            for v in mutations(name, fx, aname, kind):
                 key = "%s=%s" % (aname, v)
                 if key in skip or v == base[i]:
                     continue
@@ -384,8 +470,13 @@ def main():
                 a[i] = v
                 calls.append((exp, a, key))
         for key in list(ok) + list(anyv) + list(skip):
-            if not any(key == "%s=%s" % (an, v) for _, an, k in args for v in MUTATIONS[k]):
+            if not any(key == "%s=%s" % (an, v) for _, an, k in args
+                       for v in mutations(name, fx, an, k)):
                 sys.exit("gen_misuse.py: %s: table entry %s matches no mutation" % (name, key))
+        for extra in spec.get("extra", []):
+            if len(extra) != len(args) + 1:
+                sys.exit("gen_misuse.py: %s: extra call %s" % (name, extra))
+            calls.append((extra[0], list(extra[1:]), "extra"))
         body = []
         for exp, a, what in calls:
             ncalls += 1
@@ -448,7 +539,8 @@ def main():
                "  tcase_add_loop_test(st, step_errors, 0, (int)(sizeof step_algs / sizeof *step_algs));\n"
                "  suite_add_tcase(s, st);\n  return s;\n}\n\n")
     out.append("int main(void)\n{\n  fx_init();\n  int rc = run_suite(misuse_suite());\n"
-               "  unlink(fx_path);\n  unlink(fx_saved_path);\n  return rc;\n}\n")
+               "  unlink(fx_path);\n  unlink(fx_saved_path);\n  unlink(fx_garbage_path);\n"
+               "  return rc;\n}\n")
     out.append("/* %d functions, %d generated calls. */\n" % (len(funcs), ncalls))
     sys.stdout.write("".join(out))
 
@@ -553,11 +645,13 @@ static double fx_gnorms[3] = {1.0, 2.0, 1.5};
 static double fx_grads[6] = {1.0, 2.0, 1.5, 2.5, 0.5, 1.0};
 static char fx_path[64];
 static char fx_saved_path[64];
+static char fx_garbage_path[64];
 
 static void fx_init(void)
 {
   snprintf(fx_path, sizeof fx_path, "misuse-%%ld.ckpt", (long)getpid());
   snprintf(fx_saved_path, sizeof fx_saved_path, "misuse-saved-%%ld.ckpt", (long)getpid());
+  snprintf(fx_garbage_path, sizeof fx_garbage_path, "misuse-garbage-%%ld", (long)getpid());
 }
 
 static void fill_f(float *x, int n, double a)
@@ -646,6 +740,17 @@ static const char *fx_saved(optim_optimizer *o)
 {
   OK(optim_save(o, fx_saved_path));
   return fx_saved_path;
+}
+
+/* A file that is not a checkpoint. */
+static const char *fx_garbage(void)
+{
+  const char *path = fx_garbage_path;
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("not a checkpoint, but long enough to have a header of some size....", f);
+  fclose(f);
+  return path;
 }
 
 /* Everything a failed call must leave alone: parameter state (testutil's
