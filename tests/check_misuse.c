@@ -206,6 +206,52 @@ static const char *fx_garbage(void)
   return path;
 }
 
+/* A damaged or foreign checkpoint: how = 0 truncated to half, 1 one byte
+ * flipped in the middle, 2 the last byte flipped, 3 of an optimizer with
+ * other algorithms (the same names and shapes), 4 of one whose "b" has
+ * another shape. */
+static const char *fx_damaged(optim_optimizer *o, int how)
+{
+  const char *path = fx_garbage_path;
+  if (how >= 3) {
+    optim_optimizer *x;
+    int64_t s23[2] = {2, 3}, n3[1] = {3}, n4[1] = {4}, s44[2] = {4, 4};
+    static float w[6], b[4], m[16], h[4], gw[6], gb[4], gm[16], gh[4];
+    static double v[4], gv[4];
+    ck_assert_int_eq(optim_create(&x), OPTIM_OK);
+    OK(optim_add_group(x, how == 3 ? "sgd" : "adamw", NULL));
+    OK(optim_add_group(x, "sgd", NULL));
+    OK(optim_add_group(x, "muon", NULL));
+    OK(optim_add_group(x, "adahessian", NULL));
+    OK(optim_configure(x, 0, "lr=0.1"));
+    OK(optim_configure(x, 1, "lr=0.1,momentum=0.9"));
+    OK(optim_add_param(x, 0, "w", OPTIM_FLOAT32, 2, s23, w, gw, NULL));
+    OK(optim_add_param(x, 0, "b", OPTIM_FLOAT32, 1, how == 3 ? n3 : n4, b, gb, NULL));
+    OK(optim_add_param(x, 1, "v", OPTIM_FLOAT64, 1, n4, v, gv, NULL));
+    OK(optim_add_param(x, 2, "m", OPTIM_FLOAT32, 2, s44, m, gm, NULL));
+    OK(optim_add_param(x, 3, "h", OPTIM_FLOAT32, 1, n4, h, gh, NULL));
+    ck_assert_int_eq(optim_save(x, path), OPTIM_OK);
+    optim_destroy(x);
+    return path;
+  }
+  ck_assert_int_eq(optim_save(o, path), OPTIM_OK);
+  FILE *f = fopen(path, "r+b");
+  ck_assert_ptr_nonnull(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  if (how == 0) {
+    ck_assert_int_eq(truncate(path, n / 2), 0);
+  } else {
+    long at = how == 1 ? n / 2 : n - 1;
+    fseek(f, at, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, at, SEEK_SET);
+    fputc(c ^ 0x55, f);
+  }
+  fclose(f);
+  return path;
+}
+
 /* Everything a failed call must leave alone: parameter state (testutil's
  * hash_state), the caller's parameter and gradient buffers, every
  * hyperparameter of every group, the counters, the per-parameter settings
@@ -7258,10 +7304,70 @@ START_TEST(misuse_optim_load)
     check_outputs(&O, &O0, rc < 0, "optim_load(opt, fx_garbage())");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load(opt, fx_damaged(opt, 0));
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load(opt, fx_damaged(opt, 0))");
+    check_outputs(&O, &O0, rc < 0, "optim_load(opt, fx_damaged(opt, 0))");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load(opt, fx_damaged(opt, 1));
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load(opt, fx_damaged(opt, 1))");
+    check_outputs(&O, &O0, rc < 0, "optim_load(opt, fx_damaged(opt, 1))");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load(opt, fx_damaged(opt, 2));
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load(opt, fx_damaged(opt, 2))");
+    check_outputs(&O, &O0, rc < 0, "optim_load(opt, fx_damaged(opt, 2))");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load(opt, fx_damaged(opt, 3));
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load(opt, fx_damaged(opt, 3))");
+    check_outputs(&O, &O0, rc < 0, "optim_load(opt, fx_damaged(opt, 3))");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load(opt, fx_damaged(opt, 4));
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load(opt, fx_damaged(opt, 4))");
+    check_outputs(&O, &O0, rc < 0, "optim_load(opt, fx_damaged(opt, 4))");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_load: 8 calls */
+/* optim_load: 13 calls */
 START_TEST(misuse_optim_load_params)
 {
   {
@@ -7409,10 +7515,70 @@ START_TEST(misuse_optim_load_params)
     check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, \"/nonexistent/misuse.ckpt\", fx_indices, 2)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load_params(opt, fx_damaged(opt, 0), fx_indices, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, fx_damaged(opt, 0), fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_damaged(opt, 0), fx_indices, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load_params(opt, fx_damaged(opt, 1), fx_indices, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, fx_damaged(opt, 1), fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_damaged(opt, 1), fx_indices, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load_params(opt, fx_damaged(opt, 3), fx_indices, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, fx_damaged(opt, 3), fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_damaged(opt, 3), fx_indices, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load_params(opt, fx_damaged(opt, 4), fx_indices, 2);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_load_params(opt, fx_damaged(opt, 4), fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_damaged(opt, 4), fx_indices, 2)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_load_params(opt, fx_damaged(opt, 2), fx_indices, 2);
+    check_rc(opt, rc, EXP_ANY, before, 1, "optim_load_params(opt, fx_damaged(opt, 2), fx_indices, 2)");
+    check_outputs(&O, &O0, rc < 0, "optim_load_params(opt, fx_damaged(opt, 2), fx_indices, 2)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_load_params: 12 calls; skipped count=INT_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
+/* optim_load_params: 17 calls; skipped count=INT_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
 START_TEST(misuse_optim_schedule_eval)
 {
   {
@@ -8303,4 +8469,4 @@ int main(void)
   unlink(fx_garbage_path);
   return rc;
 }
-/* 68 functions, 640 generated calls. */
+/* 68 functions, 650 generated calls. */

@@ -196,13 +196,18 @@ BASELINE = {
     "optim_save": dict(args=["opt", "fx_path"], fx="main"),
     "optim_load": dict(args=["opt", "fx_saved(opt)"], fx="main",
                        extra=[["err", "opt", '"/nonexistent/misuse.ckpt"'],
-                              ["err", "opt", "fx_garbage()"]]),
+                              ["err", "opt", "fx_garbage()"]] +
+                             [["err", "opt", "fx_damaged(opt, %d)" % k] for k in range(5)]),
     "optim_load_params": dict(args=["opt", "fx_saved(opt)", "fx_indices", "2"], fx="main",
                               ok=["count=0"], skip={"count=INT_MAX": LIE},
                               extra=[["err", "opt", "fx_saved(opt)", "(int[]){0, 99}", "2"],
                                      ["err", "opt", "fx_saved(opt)", "(int[]){0, -1}", "2"],
                                      ["err", "opt", '"/nonexistent/misuse.ckpt"', "fx_indices",
-                                      "2"]]),
+                                      "2"]] +
+                              [["err", "opt", "fx_damaged(opt, %d)" % k, "fx_indices", "2"]
+                               for k in (0, 1, 3, 4)] +
+                              # the last byte is state of "h", not listed: documented as not read
+                              [["any", "opt", "fx_damaged(opt, 2)", "fx_indices", "2"]]),
     "optim_schedule_eval": dict(args=['"cosine:total=100"', "10", "&O.d"],
                                 extra=[["err", s, "10", "&O.d"] for s in (
                                     '"cosine"', '"cosine:total=0"', '"cosine:total=-5"',
@@ -749,6 +754,52 @@ static const char *fx_garbage(void)
   FILE *f = fopen(path, "w");
   ck_assert_ptr_nonnull(f);
   fputs("not a checkpoint, but long enough to have a header of some size....", f);
+  fclose(f);
+  return path;
+}
+
+/* A damaged or foreign checkpoint: how = 0 truncated to half, 1 one byte
+ * flipped in the middle, 2 the last byte flipped, 3 of an optimizer with
+ * other algorithms (the same names and shapes), 4 of one whose "b" has
+ * another shape. */
+static const char *fx_damaged(optim_optimizer *o, int how)
+{
+  const char *path = fx_garbage_path;
+  if (how >= 3) {
+    optim_optimizer *x;
+    int64_t s23[2] = {2, 3}, n3[1] = {3}, n4[1] = {4}, s44[2] = {4, 4};
+    static float w[6], b[4], m[16], h[4], gw[6], gb[4], gm[16], gh[4];
+    static double v[4], gv[4];
+    ck_assert_int_eq(optim_create(&x), OPTIM_OK);
+    OK(optim_add_group(x, how == 3 ? "sgd" : "adamw", NULL));
+    OK(optim_add_group(x, "sgd", NULL));
+    OK(optim_add_group(x, "muon", NULL));
+    OK(optim_add_group(x, "adahessian", NULL));
+    OK(optim_configure(x, 0, "lr=0.1"));
+    OK(optim_configure(x, 1, "lr=0.1,momentum=0.9"));
+    OK(optim_add_param(x, 0, "w", OPTIM_FLOAT32, 2, s23, w, gw, NULL));
+    OK(optim_add_param(x, 0, "b", OPTIM_FLOAT32, 1, how == 3 ? n3 : n4, b, gb, NULL));
+    OK(optim_add_param(x, 1, "v", OPTIM_FLOAT64, 1, n4, v, gv, NULL));
+    OK(optim_add_param(x, 2, "m", OPTIM_FLOAT32, 2, s44, m, gm, NULL));
+    OK(optim_add_param(x, 3, "h", OPTIM_FLOAT32, 1, n4, h, gh, NULL));
+    ck_assert_int_eq(optim_save(x, path), OPTIM_OK);
+    optim_destroy(x);
+    return path;
+  }
+  ck_assert_int_eq(optim_save(o, path), OPTIM_OK);
+  FILE *f = fopen(path, "r+b");
+  ck_assert_ptr_nonnull(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  if (how == 0) {
+    ck_assert_int_eq(truncate(path, n / 2), 0);
+  } else {
+    long at = how == 1 ? n / 2 : n - 1;
+    fseek(f, at, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, at, SEEK_SET);
+    fputc(c ^ 0x55, f);
+  }
   fclose(f);
   return path;
 }
