@@ -1335,10 +1335,34 @@ START_TEST(misuse_optim_get_double)
     check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, 0, \"lr\", NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_double(opt, 2, "ns_steps", &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_double(opt, 2, \"ns_steps\", &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, 2, \"ns_steps\", &O.d)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_get_double(opt, 0, "amsgrad", &O.d);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_get_double(opt, 0, \"amsgrad\", &O.d)");
+    check_outputs(&O, &O0, rc < 0, "optim_get_double(opt, 0, \"amsgrad\", &O.d)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_get_double: 10 calls */
+/* optim_get_double: 12 calls */
 START_TEST(misuse_optim_set_int)
 {
   {
@@ -1498,10 +1522,34 @@ START_TEST(misuse_optim_set_int)
     check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 2, \"ns_steps\", INT64_MAX)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_int(opt, 0, "lr", 1);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, 0, \"lr\", 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 0, \"lr\", 1)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_int(opt, 0, "amsgrad", 1);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_int(opt, 0, \"amsgrad\", 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_int(opt, 0, \"amsgrad\", 1)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_int: 13 calls */
+/* optim_set_int: 15 calls */
 START_TEST(misuse_optim_get_int)
 {
   {
@@ -1788,10 +1836,22 @@ START_TEST(misuse_optim_set_bool)
     check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, 0, \"amsgrad\", INT_MAX)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_bool(opt, 0, "lr", 1);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_bool(opt, 0, \"lr\", 1)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_bool(opt, 0, \"lr\", 1)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_bool: 12 calls */
+/* optim_set_bool: 13 calls */
 START_TEST(misuse_optim_get_bool)
 {
   {
@@ -2066,10 +2126,34 @@ START_TEST(misuse_optim_set_string)
     check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, 0, \"nonfinite\", FX_LONG)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_string(opt, 0, "lr", "0.1");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, 0, \"lr\", \"0.1\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, 0, \"lr\", \"0.1\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_string(opt, 0, "nonfinite", "Skip");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_string(opt, 0, \"nonfinite\", \"Skip\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_string(opt, 0, \"nonfinite\", \"Skip\")");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_string: 12 calls */
+/* optim_set_string: 14 calls */
 START_TEST(misuse_optim_get_string)
 {
   {
@@ -2946,10 +3030,94 @@ START_TEST(misuse_optim_set_schedule)
     check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"lr\", FX_LONG)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, 0, "amsgrad", "cosine:total=100");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 0, \"amsgrad\", \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"amsgrad\", \"cosine:total=100\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, 0, "nonfinite", "cosine:total=100");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 0, \"nonfinite\", \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"nonfinite\", \"cosine:total=100\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, 2, "ns_steps", "cosine:total=100");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 2, \"ns_steps\", \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 2, \"ns_steps\", \"cosine:total=100\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, 0, "nope", "cosine:total=100");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 0, \"nope\", \"cosine:total=100\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"nope\", \"cosine:total=100\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, 0, "lr", "cosine:total=0");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 0, \"lr\", \"cosine:total=0\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"lr\", \"cosine:total=0\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, 0, "lr", "nope");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 0, \"lr\", \"nope\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"lr\", \"nope\")");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule(opt, 0, "lr", "cosine:total=1,x=2");
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule(opt, 0, \"lr\", \"cosine:total=1,x=2\")");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule(opt, 0, \"lr\", \"cosine:total=1,x=2\")");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_schedule: 12 calls */
+/* optim_set_schedule: 19 calls */
 START_TEST(misuse_optim_set_schedule_table)
 {
   {
@@ -3097,10 +3265,58 @@ START_TEST(misuse_optim_set_schedule_table)
     check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"lr\", fx_table, -1)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule_table(opt, 0, "amsgrad", fx_table, 3);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, 0, \"amsgrad\", fx_table, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"amsgrad\", fx_table, 3)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule_table(opt, 0, "lr", (double[]){1, NAN, 1}, 3);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, 0, \"lr\", (double[]){1, NAN, 1}, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"lr\", (double[]){1, NAN, 1}, 3)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule_table(opt, 0, "lr", (double[]){1, -0.5, 1}, 3);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, 0, \"lr\", (double[]){1, -0.5, 1}, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"lr\", (double[]){1, -0.5, 1}, 3)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_schedule_table(opt, 0, "lr", (double[]){1, 1, INFINITY}, 3);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_schedule_table(opt, 0, \"lr\", (double[]){1, 1, INFINITY}, 3)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_schedule_table(opt, 0, \"lr\", (double[]){1, 1, INFINITY}, 3)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_schedule_table: 12 calls; skipped count=INT64_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
+/* optim_set_schedule_table: 16 calls; skipped count=INT64_MAX (a length larger than the caller's array is undetectable undefined behaviour) */
 START_TEST(misuse_optim_scale_batch_size)
 {
   {
@@ -5510,10 +5726,34 @@ START_TEST(misuse_optim_state_buffer)
     check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, \"exp_avg\", &O.cp, NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_buffer(opt, 1, "step", &O.cp, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_buffer(opt, 1, \"step\", &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, \"step\", &O.cp, &O.l)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_buffer(opt, 1, "momentum_buffer", &O.cp, &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_buffer(opt, 1, \"momentum_buffer\", &O.cp, &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_buffer(opt, 1, \"momentum_buffer\", &O.cp, &O.l)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_state_buffer: 12 calls */
+/* optim_state_buffer: 14 calls */
 START_TEST(misuse_optim_state_set_buffer)
 {
   {
@@ -5860,10 +6100,22 @@ START_TEST(misuse_optim_state_scalar)
     check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, 1, \"step\", NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_state_scalar(opt, 1, "exp_avg", &O.l);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_state_scalar(opt, 1, \"exp_avg\", &O.l)");
+    check_outputs(&O, &O0, rc < 0, "optim_state_scalar(opt, 1, \"exp_avg\", &O.l)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_state_scalar: 11 calls */
+/* optim_state_scalar: 12 calls */
 START_TEST(misuse_optim_get_counter)
 {
   {
@@ -7079,10 +7331,34 @@ START_TEST(misuse_optim_set_decay_mask)
     check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b\", 0.0, NULL)");
     optim_destroy(opt);
   }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_decay_mask(opt, "zzz", 0.0, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_decay_mask(opt, \"zzz\", 0.0, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"zzz\", 0.0, &O.i)");
+    optim_destroy(opt);
+  }
+  {
+    struct outs O, O0;
+    memset(&O, 0x5a, sizeof O);
+    O0 = O;
+    fx_prepare = 1;
+    optim_optimizer *opt = fx_new(FX_MAIN);
+    uint64_t before = fx_hash(opt);
+    int rc = optim_set_decay_mask(opt, "b,zzz", NAN, &O.i);
+    check_rc(opt, rc, EXP_ERR, before, 1, "optim_set_decay_mask(opt, \"b,zzz\", NAN, &O.i)");
+    check_outputs(&O, &O0, rc < 0, "optim_set_decay_mask(opt, \"b,zzz\", NAN, &O.i)");
+    optim_destroy(opt);
+  }
   ck_assert_msg(fx_failures == 0, "%d failed expectations", fx_failures);
 }
 END_TEST
-/* optim_set_decay_mask: 12 calls */
+/* optim_set_decay_mask: 14 calls */
 START_TEST(misuse_optim_validate)
 {
   {
@@ -8469,4 +8745,4 @@ int main(void)
   unlink(fx_garbage_path);
   return rc;
 }
-/* 68 functions, 650 generated calls. */
+/* 68 functions, 673 generated calls. */
