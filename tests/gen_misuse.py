@@ -971,6 +971,33 @@ static int fx_full_grad_16(void *u, int count, const int *params, const void *co
   return 0;
 }
 
+/* Failing callbacks: *mode 1 returns non-zero, 2 reports a failure
+ * (another process's, NaN products or gradients). */
+static int se_norm_reduce(void *u, double *values, size_t count)
+{
+  if (*(int *)u == 1) return 1;
+  values[count - 1] = 1;
+  return 0;
+}
+
+static int se_hvp(void *u, int count, const int *params, const void *const *z,
+                  void *const *hz)
+{
+  (void)params; (void)z;
+  if (*(int *)u == 1) return 1;
+  for (int k = 0; k < count; k++) fill_d(hz[k], 16, 0.1), ((double *)hz[k])[5] = NAN;
+  return 0;
+}
+
+static int se_full_grad_bad(void *u, int count, const int *params, const void *const *points,
+                            void *const *grads)
+{
+  (void)params; (void)points;
+  if (*(int *)u == 1) return 1;
+  for (int k = 0; k < count; k++) fill_d(grads[k], 16, 0.3), ((double *)grads[k])[7] = NAN;
+  return 0;
+}
+
 static optim_optimizer *se_new(int k, int with_lr)
 {
   optim_optimizer *o;
@@ -1051,6 +1078,43 @@ START_TEST(step_errors)
     }
   }
   OK(optim_set_double(o, 0, "clip_norm", 0.0));
+
+  /* Callbacks that fail: the norm reduction (non-zero, or another process
+   * reporting failure), the Hessian-vector callback (adahessian, its
+   * buffers unbound; non-zero, or NaN products) and the full gradient of a
+   * snapshot (adasvrg; non-zero, or NaN). */
+  OK(optim_set_string(o, 0, "nonfinite", "error"));
+  for (int mode = 1; mode <= 2; mode++) {
+    OK(optim_set_norm_reduce(o, se_norm_reduce, &mode));
+    h = fx_hash_se(o);
+    se_expect_fail(o, optim_step(o), "failing norm reduction", alg);
+    ck_assert_msg(fx_hash_se(o) == h, "%%s: failed norm reduction (%%d) changed something", alg,
+                  mode);
+    OK(optim_set_norm_reduce(o, NULL, NULL));
+  }
+  if (!strcmp(alg, "adahessian")) {
+    for (int mode = 1; mode <= 2; mode++) {
+      OK(optim_param_bind_hvp(o, 0, NULL));
+      OK(optim_param_bind_hvp(o, 1, NULL));
+      OK(optim_set_hvp_callback(o, se_hvp, &mode, 3));
+      h = fx_hash_se(o);
+      se_expect_fail(o, optim_step(o), "failing Hessian-vector callback", alg);
+      ck_assert_msg(fx_hash_se(o) == h, "%%s: failed hvp callback (%%d) changed something", alg,
+                    mode);
+      OK(optim_set_hvp_callback(o, NULL, NULL, 0));
+      OK(optim_param_bind_hvp(o, 0, se_hz[0]));
+      OK(optim_param_bind_hvp(o, 1, se_hz[1]));
+    }
+  }
+  if (!strcmp(alg, "adasvrg")) {
+    for (int mode = 1; mode <= 2; mode++) {
+      h = fx_hash_se(o);
+      se_expect_fail(o, optim_snapshot(o, se_full_grad_bad, &mode), "failing full gradient",
+                     alg);
+      ck_assert_msg(fx_hash_se(o) == h, "%%s: failed snapshot (%%d) changed something", alg,
+                    mode);
+    }
+  }
 
   /* A prepared step that is cancelled changes nothing. */
   h = fx_hash_se(o);
