@@ -319,7 +319,6 @@ int optim_add_param(optim_optimizer *opt, int group, const char *name, int dtype
 
   if (overlap(param, grad, numel * esize))
     return optim__fail(opt, OPTIM_EINVAL, "%s: param and grad buffers overlap", name);
-  optim__step_cancel(opt); /* a prepared step does not know the new parameter */
   optim_param p;
   memset(&p, 0, sizeof p);
   p.group = group;
@@ -365,6 +364,10 @@ int optim_add_param(optim_optimizer *opt, int group, const char *name, int dtype
     free(p.name);
     return optim__fail(opt, OPTIM_ENOMEM, "%s: out of memory for optimizer state", name);
   }
+  /* Nothing can fail from here on: only now drop a prepared step (it does
+   * not know the new parameter), so that a refused parameter (the
+   * algorithm's accept, out of memory) leaves it in place. */
+  optim__step_cancel(opt);
   install_state(&p, next, nnext);
   reset_state(g, &p);
   opt->params[opt->nparams] = p;
