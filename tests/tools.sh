@@ -3,10 +3,13 @@
 set -u
 b="${top_builddir:-.}/tools"
 fail=0
+# OPTIM_TEST_EXEC (make check-valgrind) prefixes every tool run, e.g. with
+# libtool --mode=execute valgrind ...; standard input is $tin (/dev/null).
+tin=/dev/null
 t() { # description, expected status, command...
   what=$1 want=$2
   shift 2
-  "$@" >tools.out.tmp 2>tools.err.tmp
+  ${OPTIM_TEST_EXEC:-} "$@" <"$tin" >tools.out.tmp 2>tools.err.tmp
   got=$?
   if [ "$got" != "$want" ]; then
     echo "tools: $what: exit $got, want $want"; cat tools.err.tmp; fail=1
@@ -122,7 +125,9 @@ done
 # Large norms for the first 10% of the run: a warm-up (small first factor,
 # the maximum 1 inside), then a decay to 0; read from standard input.
 awk 'BEGIN { for (i = 0; i < 1000; i++) print (i < 100 ? 20 : 1) + (i % 7) / 100 }' > tools.csv.tmp
-t "schedule refined warm-up" 0 sh -c "'$sch' -r - -n 200 --lr 0.1 < tools.csv.tmp"
+tin=tools.csv.tmp
+t "schedule refined warm-up" 0 "$sch" -r - -n 200 --lr 0.1
+tin=/dev/null
 awk -F, 'NR > 1 { f[$1] = $2; if ($2 > m) { m = $2; at = $1 } }
          END { exit !(f[0] < 0.1 && m == 1 && at > 10 && at < 100 && f[199] == 0) }' tools.out.tmp ||
   { echo "tools: refined schedule has no warm-up:"; head -3 tools.out.tmp; fail=1; }

@@ -13,10 +13,15 @@ fail=0
 bad() { echo "train: $*"; fail=1; }
 
 # run WHAT WANT_STATUS CMD...: output in $dir/out, $dir/err
+# OPTIM_TEST_EXEC (make check-valgrind) prefixes the single-process runs
+# (not the mpiexec ones: see HACKING, "check-valgrind").
 run() {
   what=$1 want=$2
   shift 2
-  "$@" >"$dir/out" 2>"$dir/err"
+  case $1 in
+    mpi) "$@" >"$dir/out" 2>"$dir/err" ;;
+    *) ${OPTIM_TEST_EXEC:-} "$@" >"$dir/out" 2>"$dir/err" ;;
+  esac
   got=$?
   if [ "$got" != "$want" ]; then
     bad "$what: exit $got, want $want"

@@ -433,7 +433,7 @@ DECOMP_IMPL(double, f64)
       W[e] = has_wd ? x + wd * x : x;                                                   \
     }                                                                                   \
     /* the preconditioner */                                                            \
-    if (refresh) {                                                                      \
+    if (refresh && v.factor) { /* nothing rotated: nothing to re-project */            \
       /* m back to parameter space with the old bases, v reordered */                  \
       const T *mo = rotate_##SFX(&v, Q, m, A, B, 1);                                    \
       memcpy(G, mo, n * sizeof(T));                                                     \
