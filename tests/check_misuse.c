@@ -672,7 +672,6 @@ START_TEST(misuse_optim_destroy)
     uint64_t before = fx_hash(opt);
     (void)before;
     optim_destroy(FX_BOGUS);
-    opt = NULL;
     check_bogus("optim_destroy(FX_BOGUS)");
     optim_destroy(opt);
   }

@@ -525,7 +525,7 @@ def main():
                 if fx:
                     body.append("    (void)before;")
                 body.append("    %s;" % call)
-                if name == "optim_destroy" and a[0] != "NULL":
+                if name == "optim_destroy" and a[0] == "opt":  # consumed; FX_BOGUS is not
                     body.append("    opt = NULL;")
             elif rk in ("str", "str_or_null"):
                 body.append("    const char *r = %s;" % call)
