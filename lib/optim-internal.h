@@ -160,9 +160,9 @@ typedef struct optim_alg {
   /* Optional (finite_sum): take a snapshot of the group's parameters
    * idx[0..n): full[k] holds the full gradient at the current values, and,
    * when probe[k] is not NULL, full gradient probe_grad[k] at the point
-   * probe[k] (the first snapshot's secant estimate).  Returns 0 or a
-   * status. */
-  int (*snapshot)(struct optim_optimizer *opt, struct optim_group *g, const int *idx, int n,
+   * probe[k] (the first snapshot's secant estimate).  Cannot fail: every
+   * check and allocation is done before. */
+  void (*snapshot)(struct optim_optimizer *opt, struct optim_group *g, const int *idx, int n,
                   void *const *full, void *const *probe, void *const *probe_grad);
   /* Optional (finite_sum): whether the snapshot needs probe points, and
    * fill them (x + noise). */

@@ -89,6 +89,21 @@ static void run_kernels(optim_optimizer *opt, const int *list, int n, size_t tot
   }
 }
 
+/* A NaN or infinity found in `what` of p, under its group's policy:
+ * nonfinite=error fails the step (returns the status), skip makes the group
+ * skip it (returns OPTIM_OK).  Callers do not look under nonfinite=zero. */
+static int nonfinite_found(optim_optimizer *opt, const optim_param *p, const char *what)
+{
+  optim_group *g = &opt->groups[p->group];
+  if (g->nonfinite == NONFINITE_ERROR)
+    return optim__fail(opt, OPTIM_ENONFINITE,
+                       "%s of '%s' holds NaN or infinity (group %d, nonfinite=error): "
+                       "nothing was changed",
+                       what, p->name, p->group);
+  g->skip_now = 1;
+  return OPTIM_OK;
+}
+
 /* Whether the step computes the norm of p's gradient (clipping, or an
  * algorithm that reads norms) in a way that also detects non-finite
  * values: its sum of squares, which is non-finite when a value is. */
@@ -144,13 +159,8 @@ static int check_step(optim_optimizer *opt, int fused)
     for (int k = 0; k < n; k++) {
       const optim_param *p = &opt->params[list[k]];
       if (!opt->bad[list[k]]) continue;
-      optim_group *g = &opt->groups[p->group];
-      if (g->nonfinite == NONFINITE_ERROR)
-        return optim__fail(opt, OPTIM_ENONFINITE,
-                           "gradient of '%s' holds NaN or infinity (group %d, "
-                           "nonfinite=error): nothing was changed",
-                           p->name, p->group);
-      g->skip_now = 1;
+      int st = nonfinite_found(opt, p, "gradient");
+      if (st) return st;
     }
   }
 
@@ -170,12 +180,8 @@ static int check_step(optim_optimizer *opt, int fused)
                          "(optim_param_bind_snapshot_grad)",
                          p->name, g->alg->name);
     if (g->nonfinite != NONFINITE_ZERO && optim__nonfinite(p->dtype, p->aux_grad, 0, p->numel)) {
-      if (g->nonfinite == NONFINITE_ERROR)
-        return optim__fail(opt, OPTIM_ENONFINITE,
-                           "snapshot gradient of '%s' holds NaN or infinity (group %d, "
-                           "nonfinite=error): nothing was changed",
-                           p->name, p->group);
-      g->skip_now = 1;
+      int st = nonfinite_found(opt, p, "snapshot gradient");
+      if (st) return st;
     }
   }
 
@@ -191,12 +197,8 @@ static int check_step(optim_optimizer *opt, int fused)
                          p->name, g->alg->name);
     if (p->hvp_in && g->nonfinite != NONFINITE_ZERO &&
         optim__nonfinite(p->dtype, p->hvp_in, 0, p->numel)) {
-      if (g->nonfinite == NONFINITE_ERROR)
-        return optim__fail(opt, OPTIM_ENONFINITE,
-                           "Hessian-vector product of '%s' holds NaN or infinity (group %d, "
-                           "nonfinite=error): nothing was changed",
-                           p->name, p->group);
-      g->skip_now = 1;
+      int st = nonfinite_found(opt, p, "Hessian-vector product");
+      if (st) return st;
     }
   }
   return OPTIM_OK;
@@ -262,15 +264,8 @@ static int run_hvp(optim_optimizer *opt)
       else
         ((double *)p->hvp_h)[e] *= ((const double *)p->hvp_z)[e];
     }
-    if (g->nonfinite != NONFINITE_ZERO && optim__nonfinite(p->dtype, p->hvp_h, 0, p->numel)) {
-      if (g->nonfinite == NONFINITE_ERROR)
-        st = optim__fail(opt, OPTIM_ENONFINITE,
-                         "the callback's Hessian-vector product of '%s' holds NaN or infinity "
-                         "(group %d, nonfinite=error): nothing was changed",
-                         p->name, p->group);
-      else
-        g->skip_now = 1;
-    }
+    if (g->nonfinite != NONFINITE_ZERO && optim__nonfinite(p->dtype, p->hvp_h, 0, p->numel))
+      st = nonfinite_found(opt, p, "the callback's Hessian-vector product");
     p->hvp = p->hvp_h;
   }
   return st;
@@ -370,12 +365,8 @@ static int norm_pass(optim_optimizer *opt, int failed)
     if (isfinite(part[list[k]]) || g->nonfinite == NONFINITE_ZERO || !norm_scans(opt, p) ||
         !optim__nonfinite(p->dtype, p->kgrad, 0, p->len))
       continue;
-    if (g->nonfinite == NONFINITE_ERROR)
-      return optim__fail(opt, OPTIM_ENONFINITE,
-                         "gradient of '%s' holds NaN or infinity (group %d, "
-                         "nonfinite=error): nothing was changed",
-                         p->name, p->group);
-    g->skip_now = 1; /* (apply_norms leaves the group out) */
+    int fs = nonfinite_found(opt, p, "gradient"); /* (skip: apply_norms leaves the group out) */
+    if (fs) return fs;
   }
   return OPTIM_OK;
 }

@@ -175,7 +175,7 @@ static double at(int dtype, const void *x, size_t i)
 
 /* New snapshot of the group's parameters idx[0..n): the secant estimate
  * over the whole group, then every parameter's state. */
-static int snapshot(optim_optimizer *opt, optim_group *g, const int *idx, int n,
+static void snapshot(optim_optimizer *opt, optim_group *g, const int *idx, int n,
                     void *const *full, void *const *pr, void *const *pg)
 {
   const int adaptive = hp_d(g, LR) == 0;
@@ -224,7 +224,6 @@ static int snapshot(optim_optimizer *opt, optim_group *g, const int *idx, int n,
     set1(p, S_LMAX, lmax);
     p->state[S_SNAPS].scalar++;
   }
-  return OPTIM_OK;
 }
 
 static int accept(const optim_group *g, const optim_param *p, char *msg, size_t size)
