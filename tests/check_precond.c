@@ -211,32 +211,56 @@ START_TEST(test_soap_large_refresh)
       double s = S[i * D + l];
       for (int j = 0; j < D; j++) P[i * D + j] += s * Qo[l * D + j];
     }
+  double kmax = 0, scale = 0;
   for (int j = 0; j < D; j++) {
     double s = 0;
     for (int i = 0; i < D; i++) s += Qo[i * D + j] * P[i * D + j];
     key[j] = s;
-    perm[j] = j;
+    kmax = fmax(kmax, fabs(s));
   }
-  for (int a = 1; a < D; a++) /* stable insertion sort, descending */
-    for (int b = a; b > 0 && key[perm[b]] > key[perm[b - 1]]; b--) {
-      int t = perm[b];
-      perm[b] = perm[b - 1];
-      perm[b - 1] = t;
-    }
-  double scale = 0;
   for (int i = 0; i < D * D; i++) scale = fmax(scale, fabs(P[i]));
+  /* M = Q^T P; Q orthonormal */
+  double *M = calloc((size_t)D * D, sizeof *M);
+  char *used = calloc(D, 1);
+  ck_assert_ptr_nonnull(M);
+  ck_assert_ptr_nonnull(used);
   for (int a = 0; a < D; a++)
     for (int b = 0; b < D; b++) {
       double r = 0, e = 0;
       for (int i = 0; i < D; i++) {
-        r += (double)Q[i * D + a] * P[i * D + perm[b]];
+        r += (double)Q[i * D + a] * P[i * D + b];
         e += (double)Q[i * D + a] * Q[i * D + b];
       }
       ck_assert_msg(fabs(e - (a == b)) < 1e-4, "(Q^T Q)[%d][%d] = %g", a, b, e);
-      if (a > b)
-        ck_assert_msg(fabs(r) < 1e-4 * scale * D, "(Q^T S Q_old)[%d][%d] = %g (scale %g)", a, b,
-                      r, scale);
+      M[a * D + b] = r;
     }
+  /* perm sorts the keys in descending order.  The library sorts keys it
+   * computed in float32, whose last bits depend on how the BLAS splits its
+   * work (threads), so keys closer than 1e-4 of the largest may come in
+   * either order: among those, position b takes the one whose column of
+   * Q^T P is (most nearly) zero below row b.  Then Q^T P[:, perm] must be
+   * upper triangular. */
+  for (int b = 0; b < D; b++) {
+    double top = -INFINITY, bestr = INFINITY;
+    for (int c = 0; c < D; c++)
+      if (!used[c]) top = fmax(top, key[c]);
+    for (int c = 0; c < D; c++) {
+      if (used[c] || key[c] < top - 1e-4 * kmax) continue;
+      double r = 0;
+      for (int a = b + 1; a < D; a++) r += fabs(M[a * D + c]);
+      if (r < bestr) {
+        bestr = r;
+        perm[b] = c;
+      }
+    }
+    used[perm[b]] = 1;
+  }
+  for (int b = 0; b < D; b++)
+    for (int a = b + 1; a < D; a++)
+      ck_assert_msg(fabs(M[a * D + perm[b]]) < 1e-4 * scale * D,
+                    "(Q^T S Q_old)[%d][%d] = %g (scale %g)", a, b, M[a * D + perm[b]], scale);
+  free(M);
+  free(used);
   free(w);
   free(g);
   free(Qo);

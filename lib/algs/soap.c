@@ -247,21 +247,27 @@ static void sort_desc(int *perm, int *tmp, size_t n, const float *key)
   {                                                                                        \
     float *Sf = fw, *Qf = fw + d * d, *Tm = fw + 2 * d * d, *key = fw + 3 * d * d;         \
     float *tau = key + d;                                                                  \
-    /* Sf = S; Qf = Q^T (its columns contiguous), transposed tile by tile */              \
-    for (size_t i = 0; i < d * d; i++) Sf[i] = (float)S[i];                                \
-    for (size_t bi = 0; bi < d; bi += 64)                                                  \
-      for (size_t bj = 0; bj < d; bj += 64)                                                \
-        for (size_t i = bi; i < bi + 64 && i < d; i++)                                     \
-          for (size_t j = bj; j < bj + 64 && j < d; j++) Qf[j * d + i] = (float)Q[i * d + j]; \
-    /* Tm = Q^T S = (S Q)^T (S symmetric), i.e. S Q in column-major order, the layout   \
-     * LAPACK's QR takes without transposed copies; key_j = q_j^T S q_j */                 \
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1, Qf,   \
-                (int)d, Sf, (int)d, 0, Tm, (int)d);                                        \
-    for (size_t j = 0; j < d; j++) {                                                       \
-      float s = 0;                                                                         \
-      for (size_t i = 0; i < d; i++) s += Qf[j * d + i] * Tm[j * d + i];                   \
-      key[j] = s;                                                                          \
+    /* float32 factors are read where they are; float64 ones are rounded into Sf, Qf */    \
+    const float *Sr = (const float *)S, *Qr = (const float *)Q;                            \
+    if (sizeof(T) != sizeof(float)) {                                                      \
+      for (size_t i = 0; i < d * d; i++) Sf[i] = (float)S[i];                              \
+      for (size_t i = 0; i < d * d; i++) Qf[i] = (float)Q[i];                              \
+      Sr = Sf;                                                                             \
+      Qr = Qf;                                                                             \
     }                                                                                      \
+    /* Tm = Q^T S = (S Q)^T (S symmetric), i.e. S Q in column-major order, the layout      \
+     * LAPACK's QR takes without transposed copies (sgemm reads Q transposed) */           \
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1, Qr,    \
+                (int)d, Sr, (int)d, 0, Tm, (int)d);                                        \
+    /* key_j = q_j^T S q_j = sum_i Tm[j][i] Q[i][j], summed over i in order; a band        \
+     * of 64 rows of Q at a time, so its columns are read from cache */                    \
+    for (size_t j = 0; j < d; j++) key[j] = 0;                                             \
+    for (size_t bi = 0; bi < d; bi += 64)                                                  \
+      for (size_t j = 0; j < d; j++) {                                                     \
+        float s = key[j];                                                                  \
+        for (size_t i = bi; i < bi + 64 && i < d; i++) s += Qr[i * d + j] * Tm[j * d + i]; \
+        key[j] = s;                                                                        \
+      }                                                                                    \
     sort_desc(perm, itmp, d, key);                                                         \
     /* S Q[:, perm] = (S Q)[:, perm]: the product is reused, its columns reordered */      \
     for (size_t j = 0; j < d; j++)                                                         \
@@ -299,10 +305,14 @@ static void sort_desc(int *perm, int *tmp, size_t n, const float *key)
                              Qf, (lapack_int)d, tau) == 0;                                 \
     }                                                                                      \
     if (qr_ok && finite_f(Qc, d * d)) {                                                    \
-      for (size_t bi = 0; bi < d; bi += 64) /* Qn = the column-major Q, tile by tile */    \
-        for (size_t bj = 0; bj < d; bj += 64)                                              \
-          for (size_t i = bi; i < bi + 64 && i < d; i++)                                   \
-            for (size_t j = bj; j < bj + 64 && j < d; j++) Qn[i * d + j] = (T)Qc[j * d + i]; \
+      if (sizeof(T) == sizeof(float)) /* Qn = the column-major Q, transposed */            \
+        cblas_somatcopy(CblasRowMajor, CblasTrans, (int)d, (int)d, 1, Qc, (int)d,           \
+                        (float *)Qn, (int)d);                                               \
+      else                                                                                  \
+        for (size_t bi = 0; bi < d; bi += 64)                                               \
+          for (size_t bj = 0; bj < d; bj += 64)                                             \
+            for (size_t i = bi; i < bi + 64 && i < d; i++)                                  \
+              for (size_t j = bj; j < bj + 64 && j < d; j++) Qn[i * d + j] = (T)Qc[j * d + i]; \
       return 0;                                                                            \
     }                                                                                      \
     double *A = malloc((2 * d * d + d) * sizeof *A);                                       \
