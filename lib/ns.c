@@ -4,7 +4,6 @@
  * multiply.  Per iteration on a k x n matrix (k <= n): k^2 n + k^3 + 2 k^2 n
  * flops, against 4 k^2 n + 2 k^3 for the three general products. */
 #include <cblas.h>
-#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -151,7 +150,7 @@ double optim__ns_flops(int64_t rows, int64_t cols, int steps)
 
 /* One implementation per precision T; the element type of in/out is
  * converted on the way in and out. */
-#define NS_IMPL(T, SFX, SYRK, SYMM, NRM2, SCAL, TMAX, TWO_K)                             \
+#define NS_IMPL(T, SFX, SYRK, SYMM, NRM2, SCAL, SMALL, TWO_K)                            \
   static void ns_##SFX(int io, const void *in, void *out, int64_t rows, int64_t cols,     \
                        int steps, int coef, void *work)                                  \
   {                                                                                      \
@@ -168,10 +167,11 @@ double optim__ns_flops(int64_t rows, int64_t cols, int steps)
       }                                                                                  \
     T nrm = NRM2((int)(k * n), X, 1);                                                     \
     const double f = coef == NS_COEF_POLAR_EXPRESS ? 1.02 : 1.0;                         \
-    /* Scale-invariant, so a norm whose reciprocal overflows T (subnormal      \
-     * entries) or that overflows T itself (entries near T's maximum) is       \
-     * brought into range by an exact power-of-two scaling first. */           \
-    if (nrm > 0 && !(1.0 / ((double)nrm * f * (1 + 1e-7)) <= (double)(TMAX))) {           \
+    /* Scale-invariant, so a norm below SMALL (squares of subnormal size,     \
+     * which a BLAS may flush to zero, and reciprocals that overflow T) or   \
+     * one that overflows T (entries near T's maximum) is brought into range  \
+     * by an exact power-of-two scaling first; a zero matrix stays zero. */   \
+    if (nrm < (T)(SMALL)) {                                                              \
       SCAL((int)(k * n), (T)(TWO_K), X, 1);                                               \
       nrm = NRM2((int)(k * n), X, 1);                                                     \
     } else if (isinf(nrm)) {                                                             \
@@ -222,8 +222,8 @@ double optim__ns_flops(int64_t rows, int64_t cols, int steps)
       }                                                                                  \
   }
 
-NS_IMPL(float, f32, cblas_ssyrk, cblas_ssymm, cblas_snrm2, cblas_sscal, FLT_MAX, 0x1p64)
-NS_IMPL(double, f64, cblas_dsyrk, cblas_dsymm, cblas_dnrm2, cblas_dscal, DBL_MAX, 0x1p600)
+NS_IMPL(float, f32, cblas_ssyrk, cblas_ssymm, cblas_snrm2, cblas_sscal, 0x1p-63, 0x1p100)
+NS_IMPL(double, f64, cblas_dsyrk, cblas_dsymm, cblas_dnrm2, cblas_dscal, 0x1p-510, 0x1p600)
 
 void optim__ns(int io, int prec, const void *in, void *out, int64_t batch, int64_t rows,
                int64_t cols, int steps, int coef, void *work)
