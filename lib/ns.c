@@ -244,7 +244,7 @@ size_t optim__ns_rows_workspace(int64_t r, int64_t C, int prec)
   return es * (2 * (size_t)r * (size_t)C + 2 * (size_t)C * (size_t)C) + 4 * 64;
 }
 
-#define NS_ROWS_IMPL(T, SFX, SYRK, SYMM)                                                       \
+#define NS_ROWS_IMPL(T, SFX, SYRK, SYMM, SMALL, TWO_K)                                         \
   static int ns_rows_##SFX(int io, const void *in, void *out, size_t r, int64_t R, size_t C,    \
                            int steps, int coef, void *work, optim__reduce_fn reduce, void *ud,  \
                            int prec)                                                           \
@@ -259,6 +259,19 @@ size_t optim__ns_rows_workspace(int64_t r, int64_t C, int prec)
     int e = reduce(ud, &ss, 1, prec);                                                          \
     if (e && !st) st = e;                                                                      \
     T nrm = (T)sqrt((double)ss);                                                               \
+    if (nrm < (T)(SMALL) || isinf(nrm)) {                                                      \
+      /* as ns_: rescale by a power of two, exactly, and sum again; every process        \
+       * sees the same norm, so all of them take this second reduction */                \
+      const T sc = nrm < (T)(SMALL) ? (T)(TWO_K) : (T)(1 / (TWO_K));                          \
+      ss = 0;                                                                                  \
+      for (size_t i = 0; i < r * C; i++) {                                                     \
+        X[i] *= sc;                                                                            \
+        ss += X[i] * X[i];                                                                     \
+      }                                                                                        \
+      e = reduce(ud, &ss, 1, prec);                                                            \
+      if (e && !st) st = e;                                                                    \
+      nrm = (T)sqrt((double)ss);                                                               \
+    }                                                                                          \
     if (!(nrm > 0)) {                                                                          \
       /* zero (or non-finite) matrix: zero (or propagated) output; every                 \
        * process sees the same norm and stops here */                                      \
@@ -303,8 +316,8 @@ size_t optim__ns_rows_workspace(int64_t r, int64_t C, int prec)
     }                                                                                          \
     return st;                                                                                 \
   }
-NS_ROWS_IMPL(float, f32, cblas_ssyrk, cblas_ssymm)
-NS_ROWS_IMPL(double, f64, cblas_dsyrk, cblas_dsymm)
+NS_ROWS_IMPL(float, f32, cblas_ssyrk, cblas_ssymm, 0x1p-63, 0x1p100)
+NS_ROWS_IMPL(double, f64, cblas_dsyrk, cblas_dsymm, 0x1p-510, 0x1p600)
 
 int optim__ns_rows(int io, int prec, const void *in, void *out, int64_t r, int64_t R, int64_t C,
                    int steps, int coef, void *work, optim__reduce_fn reduce, void *ud)
