@@ -609,10 +609,19 @@ END_TEST
 
 /* ---- 4. Newton-Schulz through muon ------------------------------------------------------------ */
 
+static int identity_reduce(void *ud, void *buf, size_t count, int dtype)
+{
+  (void)ud, (void)buf, (void)count, (void)dtype;
+  return 0; /* one process: the sum over processes is its own value */
+}
+
 /* muon with momentum 0, no Nesterov, lr 1 and no decay from p = 0 leaves
  * p = -scale * NS(G), scale = sqrt(max(1, rows/cols)).  Returns NS(G) in
- * out (rows * cols doubles) and the status. */
-static int muon_ns(int dtype, int64_t rows, int64_t cols, const double *G, double *out)
+ * out (rows * cols doubles) and the status.  rb > 0: only rows [0, rb)
+ * step, a row block orthogonalized by the row-distributed iteration (a
+ * row reduction set, over one process). */
+static int muon_ns(int dtype, int64_t rows, int64_t cols, int64_t rb, const double *G,
+                   double *out)
 {
   optim_optimizer *o;
   size_t n = (size_t)(rows * cols), es = dtype == OPTIM_FLOAT32 ? 4 : 8;
@@ -627,6 +636,10 @@ static int muon_ns(int dtype, int64_t rows, int64_t cols, const double *G, doubl
                    OPTIM_OK);
   int64_t shape[2] = {rows, cols};
   ck_assert_int_eq(optim_add_param(o, 0, "w", dtype, 2, shape, p, g, NULL), OPTIM_OK);
+  if (rb > 0) {
+    ck_assert_int_eq(optim_param_set_range(o, 0, 0, rb * cols), OPTIM_OK);
+    ck_assert_int_eq(optim_set_row_reduce(o, identity_reduce, NULL), OPTIM_OK);
+  }
   int rc = optim_step(o);
   double scale = sqrt(rows > cols ? (double)rows / (double)cols : 1.0);
   for (size_t i = 0; i < n; i++)
@@ -664,26 +677,36 @@ START_TEST(test_newton_schulz)
     int64_t r = shapes[sh][0], c = shapes[sh][1];
     size_t n = (size_t)(r * c);
     double *G = calloc(n, sizeof *G), *U = calloc(n, sizeof *U), *E = calloc(n, sizeof *E);
-    CHECK(muon_ns(dtype, r, c, G, U) == OPTIM_OK, "zero %lldx%lld", (long long)r, (long long)c);
-    for (size_t i = 0; i < n; i++)
-      CHECK(U[i] == 0, "NS(0) %lldx%lld [%zu] = %g", (long long)r, (long long)c, i, U[i]);
-    /* rank 1: u = (1, -2, 3, ...), v = (2, 1, -1, 3, ...) small integers */
-    double nu = 0, nv = 0;
-    for (int64_t i = 0; i < r; i++) nu += (double)((i % 3 + 1) * (i % 2 ? -1 : 1)) * ((i % 3 + 1) * (i % 2 ? -1 : 1));
-    for (int64_t j = 0; j < c; j++) nv += (double)((j % 4 + 1) * (j % 3 ? 1 : -1)) * ((j % 4 + 1) * (j % 3 ? 1 : -1));
-    const double scales[] = {1, -1, tiny, huge};
-    for (int k = 0; k < 4; k++) {
-      for (int64_t i = 0; i < r; i++)
-        for (int64_t j = 0; j < c; j++) {
-          double ui = (i % 3 + 1) * (i % 2 ? -1 : 1), vj = (j % 4 + 1) * (j % 3 ? 1 : -1);
-          G[i * c + j] = scales[k] * ui * vj;
-          E[i * c + j] = (scales[k] < 0 ? -1 : 1) * s5 * ui * vj / sqrt(nu * nv);
-        }
-      CHECK(muon_ns(dtype, r, c, G, U) == OPTIM_OK, "rank-1");
+    for (int64_t rb = 0; rb < r; rb += r - 1) { /* the whole matrix, then rows [0, r-1) */
+      if (rb == 0 && r == 1 && sh > 0) break;
+      const char *how = rb ? "row-distributed" : "";
+      memset(G, 0, n * sizeof *G);
+      CHECK(muon_ns(dtype, r, c, rb, G, U) == OPTIM_OK, "zero %lldx%lld", (long long)r,
+            (long long)c);
       for (size_t i = 0; i < n; i++)
-        CHECK(fabs(U[i] - E[i]) <= tol, "%s NS(%g u v^T) %lldx%lld [%zu] = %.9g, expected %.9g",
-              dtype == OPTIM_FLOAT32 ? "float32" : "float64", scales[k], (long long)r,
-              (long long)c, i, U[i], E[i]);
+        CHECK(U[i] == 0, "%s NS(0) %lldx%lld [%zu] = %g", how, (long long)r, (long long)c, i,
+              U[i]);
+      /* rank 1: u = (1, -2, 3, -1, ...), v = (-1, 2, 3, -4, ...) small integers */
+      int64_t rr = rb ? rb : r;
+      double nu = 0, nv = 0;
+      for (int64_t i = 0; i < rr; i++) nu += (double)((i % 3 + 1) * (i % 3 + 1));
+      for (int64_t j = 0; j < c; j++) nv += (double)((j % 4 + 1) * (j % 4 + 1));
+      const double scales[] = {1, -1, tiny, huge};
+      for (int k = 0; k < 4; k++) {
+        for (int64_t i = 0; i < r; i++)
+          for (int64_t j = 0; j < c; j++) {
+            double ui = (i % 3 + 1) * (i % 2 ? -1 : 1), vj = (j % 4 + 1) * (j % 3 ? 1 : -1);
+            G[i * c + j] = scales[k] * ui * vj;
+            E[i * c + j] = i < rr ? (scales[k] < 0 ? -1 : 1) * s5 * ui * vj / sqrt(nu * nv) : 0;
+          }
+        CHECK(muon_ns(dtype, r, c, rb, G, U) == OPTIM_OK, "rank-1");
+        for (size_t i = 0; i < n; i++)
+          CHECK(fabs(U[i] - E[i]) <= tol,
+                "%s %s NS(%g u v^T) %lldx%lld [%zu] = %.9g, expected %.9g",
+                dtype == OPTIM_FLOAT32 ? "float32" : "float64", how, scales[k], (long long)r,
+                (long long)c, i, U[i], E[i]);
+      }
+      if (r == 1) break;
     }
     /* one huge entry over noise: NS is that entry's direction */
     for (size_t i = 0; i < n; i++) {
@@ -692,7 +715,7 @@ START_TEST(test_newton_schulz)
     }
     G[n / 2] = -spike;
     E[n / 2] = -s5;
-    CHECK(muon_ns(dtype, r, c, G, U) == OPTIM_OK, "spike");
+    CHECK(muon_ns(dtype, r, c, 0, G, U) == OPTIM_OK, "spike");
     for (size_t i = 0; i < n; i++)
       CHECK(fabs(U[i] - E[i]) <= tol, "NS(spike) %lldx%lld [%zu] = %.9g, expected %.9g",
             (long long)r, (long long)c, i, U[i], E[i]);
