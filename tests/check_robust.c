@@ -41,6 +41,13 @@ static const char *const variants[][2] = {
   {"tam", "correlation=elementwise"},
   {"adatam", "correlation=elementwise"},
   {"fismo", "ns_precision=float64"},
+  {"muon", "ns_coefficients=polar_express,ns_precision=float32,lr_adjust=match_adamw"},
+  {"muon", "ns_precision=float64,nesterov=false,weight_decay=0.1"},
+  {"normuon", "ns_precision=float32"},
+  {"root", "ns_precision=float64"},
+  {"soap", "merge_dims=true,correct_bias=false"},
+  {"igt", "momentum=0.9,nesterov=true,weight_decay=0.1"},
+  {"sgd", "momentum=0.9,dampening=0.5,maximize=true"},
 };
 #define NVARIANTS (int)(sizeof variants / sizeof variants[0])
 
@@ -619,6 +626,10 @@ END_TEST
 
 /* ---- 4. Newton-Schulz through muon ------------------------------------------------------------ */
 
+/* Set by test_newton_schulz: float64 parameters, the iteration in float32
+ * (ns_precision=float32), whose range the input may exceed. */
+static int ns_prec32;
+
 static int identity_reduce(void *ud, void *buf, size_t count, int dtype)
 {
   (void)ud, (void)buf, (void)count, (void)dtype;
@@ -644,6 +655,7 @@ static int muon_ns(int dtype, int64_t rows, int64_t cols, int64_t rb, const doub
   ck_assert_int_eq(optim_add_group(o, "muon", NULL), OPTIM_OK);
   ck_assert_int_eq(optim_configure(o, 0, "lr=1,momentum=0,nesterov=false,weight_decay=0"),
                    OPTIM_OK);
+  if (ns_prec32) ck_assert_int_eq(optim_configure(o, 0, "ns_precision=float32"), OPTIM_OK);
   int64_t shape[2] = {rows, cols};
   ck_assert_int_eq(optim_add_param(o, 0, "w", dtype, 2, shape, p, g, NULL), OPTIM_OK);
   if (rb > 0) {
@@ -674,8 +686,10 @@ static double quintic5(void)
  * quintic5 * sign(c) u v^T / (|u| |v|) within the iteration's rounding. */
 START_TEST(test_newton_schulz)
 {
+  /* _i: float32; float64; float64 parameters with the iteration in float32 */
   const int dtype = _i ? OPTIM_FLOAT64 : OPTIM_FLOAT32;
-  const double tol = dtype == OPTIM_FLOAT32 ? 2e-5 : 1e-12;
+  ns_prec32 = _i == 2;
+  const double tol = dtype == OPTIM_FLOAT32 || ns_prec32 ? 2e-5 : 1e-12;
   const int64_t shapes[][2] = {{4, 6}, {6, 4}, {5, 5}, {2, 8}, {8, 2}, {1, 7}, {7, 1}};
   /* exact powers of two: subnormal (whole-integer multiples stay exact)
    * and near the type's maximum */
@@ -712,8 +726,9 @@ START_TEST(test_newton_schulz)
         CHECK(muon_ns(dtype, r, c, rb, G, U) == OPTIM_OK, "rank-1");
         for (size_t i = 0; i < n; i++)
           CHECK(fabs(U[i] - E[i]) <= tol,
-                "%s %s NS(%g u v^T) %lldx%lld [%zu] = %.9g, expected %.9g",
-                dtype == OPTIM_FLOAT32 ? "float32" : "float64", how, scales[k], (long long)r,
+                "%s%s %s NS(%g u v^T) %lldx%lld [%zu] = %.9g, expected %.9g",
+                dtype == OPTIM_FLOAT32 ? "float32" : "float64",
+                ns_prec32 ? " (ns_precision=float32)" : "", how, scales[k], (long long)r,
                 (long long)c, i, U[i], E[i]);
       }
       if (r == 1) break;
@@ -792,7 +807,7 @@ int main(void)
   tcase_add_test(tc, test_nonfinite_snapshot);
   tcase_add_loop_test(tc, test_huge, 0, 2);
   tcase_add_loop_test(tc, test_tiny_and_zero, 0, 2);
-  tcase_add_loop_test(tc, test_newton_schulz, 0, 2);
+  tcase_add_loop_test(tc, test_newton_schulz, 0, 3);
   tcase_add_test(tc, test_enumeric);
   suite_add_tcase(s, tc);
   report_all = getenv("ROBUST_ALL") != NULL;
