@@ -382,13 +382,17 @@ static void nonfinite_case(const char *alg, const char *opts, int dtype)
         }
 }
 
-/* _i: float32 or float64, without or with the optimizer-wide clip norm. */
+/* _i: float32 or float64, without or with the optimizer-wide clip norm;
+ * every algorithm's defaults, then the variants. */
 START_TEST(test_nonfinite_inputs)
 {
   int dtype = _i % 2 ? OPTIM_FLOAT64 : OPTIM_FLOAT32;
   clip_all = _i / 2;
-  for (int a = 0; a < optim_algorithm_count(); a++)
-    nonfinite_case(optim_algorithm_name(a), NULL, dtype);
+  for (int a = 0; a < optim_algorithm_count() + NVARIANTS; a++) {
+    int v = a - optim_algorithm_count();
+    nonfinite_case(v < 0 ? optim_algorithm_name(a) : variants[v][0], v < 0 ? NULL : variants[v][1],
+                   dtype);
+  }
   clip_all = 0;
 }
 END_TEST
@@ -588,9 +592,9 @@ static void magnitude_sweep(int dtype, int huge)
   double big = 1e30, edge = dtype == OPTIM_FLOAT32 ? 3e38 : 1e300;
   double tiny = dtype == OPTIM_FLOAT32 ? 1e-40 : 1e-310;
   for (int a = 0; a < optim_algorithm_count() + NVARIANTS; a++) {
-    const char *alg = a < optim_algorithm_count() ? optim_algorithm_name(a)
-                                                  : variants[a - optim_algorithm_count()][0];
-    const char *opts = a < optim_algorithm_count() ? NULL : variants[a - optim_algorithm_count()][1];
+    int v = a - optim_algorithm_count();
+    const char *alg = v < 0 ? optim_algorithm_name(a) : variants[v][0];
+    const char *opts = v < 0 ? NULL : variants[v][1];
     if (huge) {
       scaled_case(alg, opts, dtype, 1, big, "gradients ~1e30");
       scaled_case(alg, opts, dtype, big, 1, "parameters ~1e30");
