@@ -151,9 +151,37 @@ double optim__ns_flops(int64_t rows, int64_t cols, int steps)
   return steps * (3 * k * k * n + k * k * k);
 }
 
+/* Scale-invariance is what lets NS survive extreme inputs: a norm below
+ * SMALL (squares of subnormal size, which a BLAS may flush to zero, and
+ * reciprocals that overflow), an infinite one (entries near the maximum,
+ * or float64 entries beyond float32's range with ns_precision=float32),
+ * and a zero one (entries below float32's range) make the input be loaded
+ * again divided by 2^e, e the exponent of its largest entry (exact, in
+ * double).  Returns 1 and e, 0 for a zero input, -1 when it holds a NaN or
+ * an infinity (propagated as before). */
+static int in_max_exp(int io, const void *in, size_t count, int *e)
+{
+  double mx = 0;
+  for (size_t i = 0; i < count; i++) {
+    double v = io == OPTIM_FLOAT32 ? (double)((const float *)in)[i] : ((const double *)in)[i];
+    if (!isfinite(v)) return -1;
+    mx = fmax(mx, fabs(v));
+  }
+  if (mx == 0) return 0;
+  *e = ilogb(mx);
+  return 1;
+}
+
+/* in[s] / 2^e, in double (exact), then rounded to the iteration's type. */
+static inline double in_scaled(int io, const void *in, size_t s, int e)
+{
+  double v = io == OPTIM_FLOAT32 ? (double)((const float *)in)[s] : ((const double *)in)[s];
+  return ldexp(v, -e);
+}
+
 /* One implementation per precision T; the element type of in/out is
  * converted on the way in and out. */
-#define NS_IMPL(T, SFX, SYRK, SYMM, NRM2, SCAL)                                          \
+#define NS_IMPL(T, SFX, SYRK, SYMM, NRM2, SCAL, SMALL)                                   \
   static void ns_##SFX(int io, const void *in, void *out, int64_t rows, int64_t cols,     \
                        int steps, int coef, void *work)                                  \
   {                                                                                      \
@@ -169,12 +197,20 @@ double optim__ns_flops(int64_t rows, int64_t cols, int steps)
                                            : (T)((const double *)in)[s];                  \
       }                                                                                  \
     T nrm = NRM2((int)(k * n), X, 1);                                                     \
+    const double f = coef == NS_COEF_POLAR_EXPRESS ? 1.02 : 1.0;                         \
+    int e;                                                                               \
+    if ((nrm < (T)(SMALL) || isinf(nrm)) && in_max_exp(io, in, k * n, &e) > 0) {          \
+      /* (see in_max_exp) */                                                             \
+      for (size_t i = 0; i < k; i++)                                                     \
+        for (size_t j = 0; j < n; j++)                                                   \
+          X[i * n + j] = (T)in_scaled(io, in, tr ? j * k + i : i * n + j, e);             \
+      nrm = NRM2((int)(k * n), X, 1);                                                     \
+    }                                                                                    \
     if (!(nrm > 0)) {                                                                    \
       /* Zero (or non-finite) input: zero (or propagated) output. */                      \
       if (nrm == 0) memset(X, 0, k * n * sizeof(T));                                      \
       steps = 0;                                                                         \
     } else {                                                                             \
-      double f = coef == NS_COEF_POLAR_EXPRESS ? 1.02 : 1.0;                             \
       SCAL((int)(k * n), (T)(1.0 / ((double)nrm * f * (1 + 1e-7))), X, 1);                \
     }                                                                                    \
     if (steps > 0 && n >= NS_GRAM_RATIO * k) {                                          \
@@ -214,8 +250,8 @@ double optim__ns_flops(int64_t rows, int64_t cols, int steps)
       }                                                                                  \
   }
 
-NS_IMPL(float, f32, cblas_ssyrk, cblas_ssymm, cblas_snrm2, cblas_sscal)
-NS_IMPL(double, f64, cblas_dsyrk, cblas_dsymm, cblas_dnrm2, cblas_dscal)
+NS_IMPL(float, f32, cblas_ssyrk, cblas_ssymm, cblas_snrm2, cblas_sscal, 0x1p-63)
+NS_IMPL(double, f64, cblas_dsyrk, cblas_dsymm, cblas_dnrm2, cblas_dscal, 0x1p-510)
 
 void optim__ns(int io, int prec, const void *in, void *out, int64_t batch, int64_t rows,
                int64_t cols, int steps, int coef, void *work)
@@ -229,20 +265,26 @@ void optim__ns(int io, int prec, const void *in, void *out, int64_t batch, int64
   }
 }
 
+/* Exponents of finite nonzero doubles (ilogb: -1074 .. 1023), and one bin
+ * for a NaN or infinity. */
+#define NS_EXP_MIN (-1074)
+#define NS_EXP_BINS (1023 - NS_EXP_MIN + 2)
+
 size_t optim__ns_rows_workspace(int64_t r, int64_t C, int prec)
 {
   size_t es = prec == OPTIM_FLOAT64 ? 8 : 4;
-  /* X, Y (r x C) and B, M (C x C), each 64-byte aligned. */
-  return es * (2 * (size_t)r * (size_t)C + 2 * (size_t)C * (size_t)C) + 4 * 64;
+  /* X, Y (r x C), B, M (C x C) and the exponent histogram, each 64-byte
+   * aligned. */
+  return es * (2 * (size_t)r * (size_t)C + 2 * (size_t)C * (size_t)C + NS_EXP_BINS) + 5 * 64;
 }
 
-#define NS_ROWS_IMPL(T, SFX, SYRK, SYMM)                                                       \
+#define NS_ROWS_IMPL(T, SFX, SYRK, SYMM, SMALL)                                                \
   static int ns_rows_##SFX(int io, const void *in, void *out, size_t r, int64_t R, size_t C,    \
                            int steps, int coef, void *work, optim__reduce_fn reduce, void *ud,  \
                            int prec)                                                           \
   {                                                                                            \
     T *X = align64(work), *Y = align64(X + r * C), *B = align64(Y + r * C);                    \
-    T *M = align64(B + C * C);                                                                 \
+    T *M = align64(B + C * C), *H = align64(M + C * C);                                        \
     int st = 0;                                                                                \
     for (size_t i = 0; i < r * C; i++)                                                         \
       X[i] = io == OPTIM_FLOAT32 ? (T)((const float *)in)[i] : (T)((const double *)in)[i];      \
@@ -251,6 +293,28 @@ size_t optim__ns_rows_workspace(int64_t r, int64_t C, int prec)
     int e = reduce(ud, &ss, 1, prec);                                                          \
     if (e && !st) st = e;                                                                      \
     T nrm = (T)sqrt((double)ss);                                                               \
+    if (nrm < (T)(SMALL) || isinf(nrm)) {                                                      \
+      /* as ns_, with the largest exponent over all processes: a histogram of            \
+       * each one's largest, summed; every process sees the same norm, so all            \
+       * of them take these two extra reductions */                                      \
+      int ex = 0, has = r > 0 ? in_max_exp(io, in, r * C, &ex) : 0;                            \
+      memset(H, 0, NS_EXP_BINS * sizeof(T));                                                   \
+      if (has) H[has < 0 ? NS_EXP_BINS - 1 : ex - NS_EXP_MIN] = 1;                             \
+      e = reduce(ud, H, NS_EXP_BINS, prec);                                                    \
+      if (e && !st) st = e;                                                                    \
+      int top = NS_EXP_BINS - 2;                                                               \
+      while (top >= 0 && H[top] == 0) top--;                                                   \
+      if (H[NS_EXP_BINS - 1] == 0 && top >= 0) {                                               \
+        ss = 0;                                                                                \
+        for (size_t i = 0; i < r * C; i++) {                                                   \
+          X[i] = (T)in_scaled(io, in, i, top + NS_EXP_MIN);                                    \
+          ss += X[i] * X[i];                                                                   \
+        }                                                                                      \
+        e = reduce(ud, &ss, 1, prec);                                                          \
+        if (e && !st) st = e;                                                                  \
+        nrm = (T)sqrt((double)ss);                                                             \
+      }                                                                                        \
+    }                                                                                          \
     if (!(nrm > 0)) {                                                                          \
       /* zero (or non-finite) matrix: zero (or propagated) output; every                 \
        * process sees the same norm and stops here */                                      \
@@ -295,8 +359,8 @@ size_t optim__ns_rows_workspace(int64_t r, int64_t C, int prec)
     }                                                                                          \
     return st;                                                                                 \
   }
-NS_ROWS_IMPL(float, f32, cblas_ssyrk, cblas_ssymm)
-NS_ROWS_IMPL(double, f64, cblas_dsyrk, cblas_dsymm)
+NS_ROWS_IMPL(float, f32, cblas_ssyrk, cblas_ssymm, 0x1p-63)
+NS_ROWS_IMPL(double, f64, cblas_dsyrk, cblas_dsymm, 0x1p-510)
 
 int optim__ns_rows(int io, int prec, const void *in, void *out, int64_t r, int64_t R, int64_t C,
                    int steps, int coef, void *work, optim__reduce_fn reduce, void *ud)

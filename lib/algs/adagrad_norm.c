@@ -3,6 +3,7 @@
  * (Ward, Wu and Bottou; the whole-vector form of bpauld/AdaSVRG's
  * adagrad.py, spec section 10).  The norms come from the core's norm pass
  * (needs_norms), so the update itself is one fused element-wise pass. */
+#include <float.h>
 #include <math.h>
 
 #include "optim-internal.h"
@@ -44,8 +45,17 @@ static void prepare(const optim_group *g, optim_param *p)
   if (p->dtype == OPTIM_FLOAT32) *(float *)acc->buf = (float)b2;
   else *(double *)acc->buf = b2;
   /* b = 0 only when every gradient so far was 0: nothing moves then */
-  p->coef[C_STEP] = b2 > 0 ? -hp_d(g, LR) / sqrt(b2) : 0;
-  p->coef[C_SCALE] = p->gscale;
+  double a = b2 > 0 ? -hp_d(g, LR) / sqrt(b2) : 0, s = p->gscale;
+  /* float32 gradients of subnormal size: lr / b overflows float, and the
+   * kernel's inf * g made the parameter inf or NaN; move 2^64 of it into
+   * the gradient's scale (powers of two: the same product, without the
+   * overflow; this path only runs when the ordinary one would overflow) */
+  if (p->dtype == OPTIM_FLOAT32 && fabs(a) > FLT_MAX) {
+    a *= 0x1p-64;
+    s *= 0x1p64;
+  }
+  p->coef[C_STEP] = a;
+  p->coef[C_SCALE] = s;
 }
 
 /* p = p + (-lr / b) * (g * gscale) */

@@ -116,7 +116,10 @@ static void prepare(const optim_group *g, optim_param *p)
       T v = VR(T, g, a, mu, i, s, zero);                                                 \
       T q = G2[i] + v * v;                                                               \
       G2[i] = q;                                                                         \
-      x[i] -= eta * v / SQRT(q);                                                         \
+      /* eta * v past the range against q = +inf is inf / inf: the step is     \
+       * then eta * (v / sqrt(q)) = 0, not NaN (only for a NaN result) */      \
+      T u = eta * v / SQRT(q);                                                           \
+      x[i] -= u == u ? u : eta * (v / SQRT(q));                                          \
     }                                                                                    \
   }
 KERNEL_IMPL(float, f32, sqrtf)

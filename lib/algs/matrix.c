@@ -82,7 +82,7 @@ int optim__ns_prec(int64_t choice, int dtype)
     for (size_t i = 0; i < n; i++) {                                                   \
       T gi = g ? OPTIM_GRAD(T, g, i, zero) * gs : (T)0;                                \
       T mi = LERP(m[i], gi, w1, w1c);                                                  \
-      T vi = LERP(v[i], gi * gi, w2, w2c);                                             \
+      T vi = LERP_SQ(v[i], gi * gi, w2, w2c);                                             \
       m[i] = mi;                                                                       \
       v[i] = vi;                                                                       \
       T u = (mi / bc1) / (SQRT(vi / bc2) + eps);                                       \

@@ -9,6 +9,10 @@
 /* torch.lerp: start + w*(end - start) for |w| < 0.5, else
  * end - (end - start)*(1 - w); w1 = 1 - w. */
 #define LERP(s, e, w, w1) ((w) < (w1) ? (s) + (w) * ((e) - (s)) : (e) - ((e) - (s)) * (w1))
+/* LERP of second moments (s, e >= 0): equal values give e, which LERP gives
+ * too when they are finite, while LERP(inf, inf) is inf - inf = NaN: a
+ * moment that overflowed to +inf stays +inf instead of turning NaN. */
+#define LERP_SQ(s, e, w, w1) ((s) == (e) ? (e) : LERP(s, e, w, w1))
 
 /* The matrices NS runs on: 3-D tensors are a batch over the leading dim,
  * 4-D (conv) ones are (out, in*kh*kw). */

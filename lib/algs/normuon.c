@@ -139,7 +139,8 @@ static void kernel(const optim_group *g, const optim_param *p, size_t b, size_t 
           n1 += (double)x * (double)x;                                                  \
         }                                                                               \
       }                                                                                 \
-      T f = paper ? (T)(0.2 * sqrt((double)(S * L)) / sqrt(n1))                         \
+      /* (paper: a zero O, from a zero momentum, stays zero instead of 0 * inf) */     \
+      T f = paper ? (n1 > 0 ? (T)(0.2 * sqrt((double)(S * L)) / sqrt(n1)) : (T)0)       \
                   : (T)((T)sqrt(n0) / ((T)sqrt(n1) + e));                               \
       const T sc = (T)scale;                                                            \
       for (size_t i = 0; i < S * L; i++) {                                              \

@@ -96,7 +96,7 @@ static void prepare(const optim_group *g, optim_param *p)
     for (size_t i = 0; i < n; i++) {                                                 \
       T gi = OPTIM_GRAD(T, g, i, zero) * gs;                                         \
       T mi = LERP(m[i], gi, w1, w1c);                                                \
-      T vi = LERP(v[i], gi * gi, w2, w2c);                                           \
+      T vi = LERP_SQ(v[i], gi * gi, w2, w2c);                                           \
       m[i] = mi;                                                                     \
       v[i] = vi;                                                                     \
       T pi = p[i] * decay;                                                           \

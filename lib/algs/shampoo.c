@@ -232,6 +232,8 @@ BLOCK_COPY_IMPL(double, f64)
         optim__mode_gram_##SFX(&tv, i, X, A);                                                 \
         for (size_t e = 0; e < d * d; e++)                                                    \
           Fn[fo + e] = beta2 == 1 ? F[fo + e] + A[e] : F[fo + e] * b2 + a2 * A[e];            \
+        /* an overflowed factor is never stored (optim__factor_may_overflow) */             \
+        if (optim__nonfinite(p->dtype, Fn + fo, 0, d * d)) return -1;                         \
         if (refresh && inverse_root(p->dtype, Fn + fo, d, eps, pw, Hn + fo, A, S, lam) != 0)   \
           return -1; /* nothing is committed yet */                                          \
         fo += d * d;                                                                          \
@@ -305,10 +307,10 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
   return p->dtype == OPTIM_FLOAT32 ? shampoo_f32(g, p, work) : shampoo_f64(g, p, work);
 }
 
-/* A step that computes the inverse roots. */
+/* A step that computes the inverse roots, or whose factors may overflow. */
 static int fallible(const optim_group *g, const optim_param *p)
 {
-  return p->state[S_STEP].scalar % hp_i(g, UPDATE_FREQ) == 0;
+  return p->state[S_STEP].scalar % hp_i(g, UPDATE_FREQ) == 0 || optim__factor_may_overflow(p);
 }
 
 const optim_alg optim__alg_shampoo = {

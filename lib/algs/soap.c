@@ -401,6 +401,8 @@ DECOMP_IMPL(double, f64)
           GG[e] = wt < (T)0.5 ? s0 + wt * (e1 - s0) : e1 - (e1 - s0) * ((T)1 - wt);     \
         }                                                                               \
       optim__mirror_##SFX(GG + off, d);                                                 \
+      /* an overflowed factor is never stored (optim__factor_may_overflow) */         \
+      if (optim__nonfinite(p->dtype, GG + off, 0, d * d)) return -1;                    \
       if (first && eig_##SFX(GG + off, d, Q + off) != 0) return -1;                     \
       if (refresh && refresh_##SFX(GG + off, d, Q + off, Qn + off, perm + (size_t)i * dm, \
                                    itmp, fw) != 0)                                      \
@@ -476,14 +478,15 @@ static int param_step(const optim_group *g, optim_param *p, void *work)
 }
 
 /* A step that decomposes: the first call (eigendecomposition) or a refresh
- * (QR) of a parameter with a rotated dim. */
+ * (QR) of a parameter with a rotated dim; or one whose factors may
+ * overflow. */
 static int fallible(const optim_group *g, const optim_param *p)
 {
   if (p->nstate < 7) return 0; /* nothing rotated */
   if (p->state[S_INIT].scalar == 0) return 1;
   int64_t t = p->state[S_STEP].scalar + 1, f = hp_i(g, FREQ);
   int64_t k0 = hp_i(g, STAGGER) ? p->state[S_SLOT].scalar % f : 0;
-  return (t + k0) % f == 0;
+  return (t + k0) % f == 0 || optim__factor_may_overflow(p);
 }
 
 const optim_alg optim__alg_soap = {

@@ -234,6 +234,36 @@ TAM_REDUCE(double, f64)
 TAM_APPLY(float, f32, sqrtf)
 TAM_APPLY(double, f64, sqrt)
 
+/* The cosine of m and g * gs when its sums of squares overflowed double
+ * (float64 values past about 1e154): the same formula on m / max|m| and
+ * g / max|g|, the 1e-12 floors of the norms scaled alike.  Only called
+ * when the ordinary sums gave a non-finite cosine. */
+static double cosine_rescaled(const optim_param *P, double gs)
+{
+  const size_t n = P->numel;
+  const int f32 = P->dtype == OPTIM_FLOAT32, zero = P->zero_nonfinite;
+  const void *mb = P->state[1].buf, *gb = P->grad;
+#define TAM_RD(b, i) (f32 ? (double)((const float *)(b))[i] : ((const double *)(b))[i])
+#define TAM_G(i) (f32 ? (double)(OPTIM_GRAD(float, (const float *)gb, i, zero) * (float)gs) \
+                      : OPTIM_GRAD(double, (const double *)gb, i, zero) * gs)
+  double mx = 0, gx = 0, dot = 0, am = 0, ag = 0;
+  for (size_t i = 0; i < n; i++) {
+    mx = fmax(mx, fabs(TAM_RD(mb, i)));
+    gx = fmax(gx, fabs(TAM_G(i)));
+  }
+  if (!(mx > 0 && gx > 0 && isfinite(mx) && isfinite(gx))) return 0;
+  for (size_t i = 0; i < n; i++) {
+    double a = TAM_RD(mb, i) / mx, b = TAM_G(i) / gx;
+    dot += a * b;
+    am += a * a;
+    ag += b * b;
+  }
+#undef TAM_RD
+#undef TAM_G
+  double nm = sqrt(am), ng = sqrt(ag);
+  return dot / ((nm > 1e-12 / mx ? nm : 1e-12 / mx) * (ng > 1e-12 / gx ? ng : 1e-12 / gx));
+}
+
 /* One step: pass 1 reduces; the scalar chain of cosine (corr, s, the
  * weight w = (1 + s)/2 + eps) runs in double, s rounded to the dtype as
  * stored; elementwise takes the column norms clamped at 1e-12 in the
@@ -271,6 +301,7 @@ static void tam_step(const tam_cfg *k, optim_param *P, void *work)
   if (cosine) {
     double nm = sqrt(cm[0]), ng = sqrt(cg[0]);
     double corr = dot / ((nm > 1e-12 ? nm : 1e-12) * (ng > 1e-12 ? ng : 1e-12));
+    if (!isfinite(corr)) corr = cosine_rescaled(P, P->gscale); /* overflowed sums */
     /* the cosine in double; its running average and the damping in the
      * dtype, one rounding per operation as torch's tensor operations */
     if (f32) {

@@ -2,6 +2,7 @@
  * A mode-i product is one gemm when i is the first or the last dim, and
  * one gemm per index of the dims before i otherwise. */
 #include <cblas.h>
+#include <float.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
@@ -99,4 +100,18 @@ void optim__no_kernel(const optim_group *g, const optim_param *p, size_t b, size
   (void)p;
   (void)b;
   (void)e;
+}
+
+int optim__factor_may_overflow(const optim_param *p)
+{
+  const int f32 = p->dtype == OPTIM_FLOAT32, zero = p->zero_nonfinite;
+  const double lim = sqrt((f32 ? (double)FLT_MAX : DBL_MAX) / (4.0 * (double)p->numel));
+  const double s = fabs(p->gscale);
+  if (!p->grad) return 0;
+  for (size_t i = 0; i < p->numel; i++) {
+    double x = f32 ? (double)((const float *)p->grad)[i] : ((const double *)p->grad)[i];
+    if (zero && !isfinite(x)) continue;
+    if (fabs(x) * s > lim) return 1;
+  }
+  return 0;
 }

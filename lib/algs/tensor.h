@@ -50,6 +50,15 @@ int optim__whole_always(const optim_group *g, const optim_param *p);
 void optim__no_prepare(const optim_group *g, optim_param *p);
 void optim__no_kernel(const optim_group *g, const optim_param *p, size_t b, size_t e);
 
+/* Kronecker factors (soap, shampoo) are sums of products of gradient
+ * entries kept in the parameter's type.  Non-zero when p's gradient (times
+ * gscale, non-finite entries as 0 under nonfinite=zero) has an entry past
+ * sqrt(max / (4 numel)) of the type, so that a factor could overflow: such
+ * a step runs on copies (alg.fallible), and a factor that did overflow
+ * fails it (OPTIM_ENUMERIC, nothing changed) instead of being stored as
+ * +-inf, which would make every later decomposition fail. */
+int optim__factor_may_overflow(const optim_param *p);
+
 /* The next 64-byte aligned piece of `bytes` bytes of a workspace. */
 static inline void *optim__carve(char **w, size_t bytes)
 {
