@@ -394,15 +394,20 @@ DECOMP_IMPL(double, f64)
       const tview tv = {v.k, {v.d[0], v.d[1], v.d[2], v.d[3]}};                          \
       optim__mode_gram_upper_##SFX(&tv, i, G, GGn + off);                               \
       const T wt = (T)(1 - bs);                                                         \
+      int nf = 0; /* x - x is NaN exactly when x is not finite */                       \
       for (size_t r = 0; r < d; r++)                                                    \
         for (size_t e = off + r * d + r; e < off + (r + 1) * d; e++) {                  \
           T s0 = first ? (T)0 : GG[e], e1 = GGn[e];                                     \
           /* torch.lerp */                                                              \
-          GG[e] = wt < (T)0.5 ? s0 + wt * (e1 - s0) : e1 - (e1 - s0) * ((T)1 - wt);     \
+          T x = wt < (T)0.5 ? s0 + wt * (e1 - s0) : e1 - (e1 - s0) * ((T)1 - wt);       \
+          T z = x - x;                                                                  \
+          GG[e] = x;                                                                    \
+          nf |= z != z;                                                                 \
         }                                                                               \
       optim__mirror_##SFX(GG + off, d);                                                 \
-      /* an overflowed factor is never stored (optim__factor_may_overflow) */         \
-      if (optim__nonfinite(p->dtype, GG + off, 0, d * d)) return -1;                    \
+      /* an overflowed factor is never stored (optim__factor_may_overflow): its upper   \
+       * triangle, checked above, is all of it */                                      \
+      if (nf) return -1;                                                                \
       if (first && eig_##SFX(GG + off, d, Q + off) != 0) return -1;                     \
       if (refresh && refresh_##SFX(GG + off, d, Q + off, Qn + off, perm + (size_t)i * dm, \
                                    itmp, fw) != 0)                                      \

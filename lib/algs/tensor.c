@@ -105,13 +105,22 @@ void optim__no_kernel(const optim_group *g, const optim_param *p, size_t b, size
 int optim__factor_may_overflow(const optim_param *p)
 {
   const int f32 = p->dtype == OPTIM_FLOAT32, zero = p->zero_nonfinite;
-  const double lim = sqrt((f32 ? (double)FLT_MAX : DBL_MAX) / (4.0 * (double)p->numel));
   const double s = fabs(p->gscale);
-  if (!p->grad) return 0;
-  for (size_t i = 0; i < p->numel; i++) {
-    double x = f32 ? (double)((const float *)p->grad)[i] : ((const double *)p->grad)[i];
-    if (zero && !isfinite(x)) continue;
-    if (fabs(x) * s > lim) return 1;
+  if (!p->grad || s == 0) return 0;
+  /* |x| * s > lim, as |x| > lim / s in the gradient's type (rounded down, so
+   * never later); the rare hit is confirmed in double */
+  const double lim = sqrt((f32 ? (double)FLT_MAX : DBL_MAX) / (4.0 * (double)p->numel));
+  if (f32) {
+    const float *g = p->grad;
+    float lf = (float)(lim / s);
+    if ((double)lf > lim / s) lf = nextafterf(lf, 0);
+    for (size_t i = 0; i < p->numel; i++)
+      if (fabsf(g[i]) >= lf && (!zero || isfinite(g[i])) && fabs((double)g[i]) * s > lim)
+        return 1;
+  } else {
+    const double *g = p->grad, ld = nextafter(lim / s, 0);
+    for (size_t i = 0; i < p->numel; i++)
+      if (fabs(g[i]) >= ld && (!zero || isfinite(g[i])) && fabs(g[i]) * s > lim) return 1;
   }
   return 0;
 }
