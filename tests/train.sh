@@ -13,8 +13,8 @@ fail=0
 bad() { echo "train: $*"; fail=1; }
 
 # run WHAT WANT_STATUS CMD...: output in $dir/out, $dir/err
-# OPTIM_TEST_EXEC (make check-valgrind) prefixes the single-process runs
-# (not the mpiexec ones: see HACKING, "check-valgrind").
+# OPTIM_TEST_EXEC (make check-valgrind) prefixes the single-process runs,
+# OPTIM_TEST_MPI_EXEC the program on every rank of the mpiexec ones.
 run() {
   what=$1 want=$2
   shift 2
@@ -141,7 +141,11 @@ has "$dir/out" "optim-train (liboptim)" "version"
 
 # ---- under mpiexec ---------------------------------------------------------------------------------
 if [ -n "${MPIEXEC:-}" ] && command -v "$MPIEXEC" >/dev/null 2>&1 && [ -x "$b/optim-mpi-bench" ]; then
-  mpi() { "$MPIEXEC" --oversubscribe --mca btl self,vader -np "$@"; }
+  mpi() {
+    n=$1
+    shift
+    "$MPIEXEC" --oversubscribe --mca btl self,vader -np "$n" ${OPTIM_TEST_MPI_EXEC:-} "$@"
+  }
   run "mpirun -np 2 ordered" 0 mpi 2 "$train" --synthetic -e 2 -q --reduce ordered \
     --checkpoint "$dir/m1.ckpt"
   has "$dir/out" "2 ranks" "ranks line"
