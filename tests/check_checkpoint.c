@@ -635,6 +635,15 @@ static int tiny_load(tiny *t, const unsigned char *d, size_t n)
   return st;
 }
 
+/* A tiny optimizer after nsteps steps, and its checkpoint's bytes. */
+static unsigned char *tiny_file(tiny *t, int nsteps, size_t *n)
+{
+  tiny_init(t, 0);
+  tiny_steps(t, 0, nsteps);
+  ck_assert_int_eq(optim_save(t->opt, path_in_dir("tiny.ckpt")), OPTIM_OK);
+  return read_file(path_in_dir("tiny.ckpt"), n);
+}
+
 /* Every single-bit flip of a checkpoint is refused: EFORMAT in the magic,
  * ECORRUPT anywhere else (the header, meta section and each buffer carry a
  * CRC-32, which detects every single-bit error); every truncation is
@@ -642,11 +651,8 @@ static int tiny_load(tiny *t, const unsigned char *d, size_t n)
 START_TEST(test_every_bit_and_length)
 {
   tiny t, u;
-  tiny_init(&t, 0);
-  tiny_steps(&t, 0, 3);
-  ck_assert_int_eq(optim_save(t.opt, path_in_dir("tiny.ckpt")), OPTIM_OK);
   size_t n;
-  unsigned char *d = read_file(path_in_dir("tiny.ckpt"), &n);
+  unsigned char *d = tiny_file(&t, 3, &n);
   unsigned char *v = malloc(n);
   tiny_init(&u, 0); /* the optimizer loaded into: other state and counters */
   tiny_steps(&u, 0, 5);
@@ -689,11 +695,8 @@ END_TEST
 START_TEST(test_meta_flips_behind_crc)
 {
   tiny t, u;
-  tiny_init(&t, 0);
-  tiny_steps(&t, 0, 3);
-  ck_assert_int_eq(optim_save(t.opt, path_in_dir("tiny.ckpt")), OPTIM_OK);
   size_t n;
-  unsigned char *d = read_file(path_in_dir("tiny.ckpt"), &n);
+  unsigned char *d = tiny_file(&t, 3, &n);
   unsigned char *v = malloc(n);
   uint64_t mlen;
   memcpy(&mlen, d + 16, 8);
@@ -738,11 +741,8 @@ static void bswap_bytes(unsigned char *p, int n)
 START_TEST(test_foreign_headers)
 {
   tiny t, u;
-  tiny_init(&t, 0);
-  tiny_steps(&t, 0, 2);
-  ck_assert_int_eq(optim_save(t.opt, path_in_dir("tiny.ckpt")), OPTIM_OK);
   size_t n;
-  unsigned char *d = read_file(path_in_dir("tiny.ckpt"), &n);
+  unsigned char *d = tiny_file(&t, 2, &n);
   unsigned char *v = malloc(n);
   tiny_init(&u, 0);
   tiny_steps(&u, 0, 1);
@@ -797,11 +797,8 @@ END_TEST
 START_TEST(test_partial_load_validates)
 {
   tiny t, u;
-  tiny_init(&t, 0);
-  tiny_steps(&t, 0, 3);
-  ck_assert_int_eq(optim_save(t.opt, path_in_dir("tiny.ckpt")), OPTIM_OK);
   size_t n;
-  unsigned char *d = read_file(path_in_dir("tiny.ckpt"), &n);
+  unsigned char *d = tiny_file(&t, 3, &n);
   uint64_t mlen;
   memcpy(&mlen, d + 16, 8);
   tiny_init(&u, 0);
