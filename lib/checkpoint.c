@@ -452,6 +452,10 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
     lg[gi].steps = get_i64(&r);
     lg[gi].skipped = get_i64(&r);
     lg[gi].failed = get_i64(&r);
+    if (!r.bad && (lg[gi].steps < 0 || lg[gi].skipped < 0 || lg[gi].failed < 0)) {
+      st = optim__fail(opt, OPTIM_ECORRUPT, "%s: group %u has a negative counter", path, gi);
+      goto out;
+    }
     lg[gi].hp = malloc(sizeof *lg[gi].hp * ((size_t)g->alg->nhp + 1));
     lg[gi].hp_set = calloc((size_t)g->alg->nhp + 1, 1);
     if (!lg[gi].hp || !lg[gi].hp_set) {

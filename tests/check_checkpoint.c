@@ -716,11 +716,21 @@ START_TEST(test_meta_flips_behind_crc)
                     "meta byte %zu bit %d: %d (%s)", i - 40, b, st, optim_errmsg(u.opt));
       counts[st == OPTIM_OK]++;
       if (st == OPTIM_OK) { /* what was accepted must be usable: step it (under the checkers) */
+        for (int g = 0; g < 2; g++)
+          for (int ci = 0; ci < 3; ci++) {
+            static const char *counter[3] = {"steps", "skipped", "failed"};
+            int64_t x;
+            ck_assert_int_eq(optim_get_counter(u.opt, g, counter[ci], &x), OPTIM_OK);
+            ck_assert_msg(x >= 0, "meta byte %zu bit %d: %s = %lld loaded", i - 40, b,
+                          counter[ci], (long long)x);
+          }
         tiny_steps_any(&u);
       }
       optim_destroy(u.opt);
     }
   ck_assert_int_gt(counts[0], 0);
+  fprintf(stderr, "checkpoint: %d meta-bit flips behind a valid CRC: %d refused, %d loaded\n",
+          counts[0] + counts[1], counts[0], counts[1]);
   free(d);
   free(v);
   optim_destroy(t.opt);
