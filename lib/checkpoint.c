@@ -305,6 +305,25 @@ static int read_exact(FILE *f, void *out, size_t n)
   return fread(out, 1, n, f) == n ? 0 : -1;
 }
 
+/* Check the CRC-32 of bytes [off, off + n) of f without keeping them:
+ * OPTIM_OK, OPTIM_ETRUNCATED (unreadable), OPTIM_ECORRUPT or OPTIM_ENOMEM. */
+static int crc_extent(FILE *f, uint64_t off, size_t n, uint32_t want)
+{
+  enum { CHUNK = 1 << 16 };
+  unsigned char *buf = malloc(n < CHUNK ? (n ? n : 1) : CHUNK);
+  if (!buf) return OPTIM_ENOMEM;
+  uLong c = crc32_z(0L, Z_NULL, 0);
+  int st = fseeko(f, (off_t)off, SEEK_SET) == 0 ? OPTIM_OK : OPTIM_ETRUNCATED;
+  while (st == OPTIM_OK && n > 0) {
+    size_t m = n < CHUNK ? n : CHUNK;
+    if (read_exact(f, buf, m) != 0) st = OPTIM_ETRUNCATED;
+    else c = crc32_z(c, buf, m);
+    n -= m;
+  }
+  free(buf);
+  return st == OPTIM_OK && (uint32_t)c != want ? OPTIM_ECORRUPT : st;
+}
+
 static void free_loaded(loaded_group *lg, int ng, loaded_param *lp, int np)
 {
   for (int i = 0; lg && i < ng; i++) {
@@ -433,6 +452,10 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
     lg[gi].steps = get_i64(&r);
     lg[gi].skipped = get_i64(&r);
     lg[gi].failed = get_i64(&r);
+    if (!r.bad && (lg[gi].steps < 0 || lg[gi].skipped < 0 || lg[gi].failed < 0)) {
+      st = optim__fail(opt, OPTIM_ECORRUPT, "%s: group %u has a negative counter", path, gi);
+      goto out;
+    }
     lg[gi].hp = malloc(sizeof *lg[gi].hp * ((size_t)g->alg->nhp + 1));
     lg[gi].hp_set = calloc((size_t)g->alg->nhp + 1, 1);
     if (!lg[gi].hp || !lg[gi].hp_set) {
@@ -667,7 +690,19 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
                          e->name, p->name);
         break;
       }
-      if (select && !select[pi]) continue; /* not wanted: not read */
+      if (select && !select[pi]) {
+        /* not wanted: checked, not kept (a partial load validates the
+         * whole file, as a full one does) */
+        int cs = crc_extent(f, CKP_HEADER + mlen + off, bytes, bcrc);
+        if (cs == OPTIM_ENOMEM) st = optim__fail(opt, cs, "out of memory");
+        else if (cs == OPTIM_ETRUNCATED)
+          st = optim__fail(opt, cs, "%s: data of '%s' is truncated", path, p->name);
+        else if (cs != OPTIM_OK)
+          st = optim__fail(opt, cs, "%s: checksum mismatch in state '%s' of '%s'", path, e->name,
+                           p->name);
+        if (st != OPTIM_OK) break;
+        continue;
+      }
       e->buf = optim__buf_alloc(bytes ? bytes : 1, 0, (int)k);
       if (!e->buf) {
         st = optim__fail(opt, OPTIM_ENOMEM, "out of memory");

@@ -1,6 +1,7 @@
 /* decay.c - global-norm clipping settings and per-parameter weight-decay
  * scales (and the name masks that set them).  The clipping itself is
  * fused into the step (step.c, norm_pass and apply_norms). */
+#define _POSIX_C_SOURCE 200809L /* strtok_r, fnmatch */
 #include <fnmatch.h>
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,5 @@
 /* hparams.c - typed, validated access to group hyperparameters. */
+#define _POSIX_C_SOURCE 200809L /* strtok_r */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>

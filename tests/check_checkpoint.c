@@ -3,10 +3,15 @@
  * the optimizer stays untouched. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
+#include <dirent.h>
+#include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -529,6 +534,509 @@ START_TEST(test_reads_format_1)
 }
 END_TEST
 
+/* ---- damaged files, exhaustively, on a small checkpoint ------------------------------- */
+
+/* Two groups (Adam with amsgrad and a cosine schedule on lr; SGD with
+ * momentum, float64), one small parameter each: a checkpoint of a few
+ * hundred bytes whose every bit can be flipped. */
+typedef struct tiny {
+  optim_optimizer *opt;
+  float w[6], gw[6];
+  double b[4], gb[4], e[4], ge[4];
+} tiny;
+
+static void tiny_init(tiny *t, int extra)
+{
+  int64_t sw[2] = {3, 2}, sb[1] = {4};
+  for (int i = 0; i < 6; i++) t->w[i] = (float)golden_noise((uint64_t)i, 0, 0, 3);
+  for (int i = 0; i < 4; i++) t->b[i] = golden_noise((uint64_t)i, 0, 1, 3);
+  ck_assert_int_eq(optim_create(&t->opt), OPTIM_OK);
+  ck_assert_int_eq(optim_add_group(t->opt, "adam", NULL), OPTIM_OK);
+  ck_assert_int_eq(optim_add_group(t->opt, "sgd", NULL), OPTIM_OK);
+  ck_assert_int_eq(optim_configure(t->opt, 0, "lr=0.01,amsgrad=true"), OPTIM_OK);
+  ck_assert_int_eq(optim_configure(t->opt, 1, "lr=0.1,momentum=0.9"), OPTIM_OK);
+  ck_assert_int_eq(optim_set_schedule(t->opt, 0, "lr", "cosine:total=50"), OPTIM_OK);
+  ck_assert_int_eq(optim_add_param(t->opt, 0, "w", OPTIM_FLOAT32, 2, sw, t->w, t->gw, NULL),
+                   OPTIM_OK);
+  ck_assert_int_eq(optim_add_param(t->opt, 1, "b", OPTIM_FLOAT64, 1, sb, t->b, t->gb, NULL),
+                   OPTIM_OK);
+  if (extra) /* a third parameter the saved optimizer did not have */
+    ck_assert_int_eq(optim_add_param(t->opt, 1, "extra", OPTIM_FLOAT64, 1, sb, t->e, t->ge, NULL),
+                     OPTIM_OK);
+}
+
+static void tiny_steps(tiny *t, int from, int to)
+{
+  for (int k = from; k < to; k++) {
+    golden_grad(OPTIM_FLOAT32, t->w, t->gw, 6, (uint64_t)k + 1, 0, 3);
+    golden_grad(OPTIM_FLOAT64, t->b, t->gb, 4, (uint64_t)k + 1, 1, 3);
+    ck_assert_msg(optim_step(t->opt) == OPTIM_OK, "%s", optim_errmsg(t->opt));
+  }
+}
+
+/* One step whatever its outcome (an accepted file may hold settings that
+ * refuse to step, e.g. a step count at its limit). */
+static void tiny_steps_any(tiny *t)
+{
+  golden_grad(OPTIM_FLOAT32, t->w, t->gw, 6, 9, 0, 3);
+  golden_grad(OPTIM_FLOAT64, t->b, t->gb, 4, 9, 1, 3);
+  int st = optim_step(t->opt);
+  ck_assert_msg(st == OPTIM_OK || strlen(optim_errmsg(t->opt)) > 0, "step %d without a message", st);
+}
+
+/* Everything a load may change: state, counters, every hyperparameter. */
+static uint64_t tiny_hash(tiny *t)
+{
+  uint64_t h = hash_state(t->opt);
+  for (int g = 0; g < 2; g++) {
+    int64_t s;
+    optim_get_counter(t->opt, g, "steps", &s);
+    h = hash_bytes(h, &s, sizeof s);
+    const char *alg = optim_group_algorithm(t->opt, g);
+    int nh = optim_hparam_count(alg);
+    for (int k = 0; k < nh; k++) {
+      const char *name;
+      int type;
+      optim_hparam_info(alg, k, &name, &type, NULL, NULL);
+      double d;
+      int64_t i;
+      int b;
+      char word[64];
+      if (type == OPTIM_TYPE_DOUBLE && optim_get_double(t->opt, g, name, &d) == OPTIM_OK)
+        h = hash_bytes(h, &d, sizeof d);
+      else if (type == OPTIM_TYPE_INT && optim_get_int(t->opt, g, name, &i) == OPTIM_OK)
+        h = hash_bytes(h, &i, sizeof i);
+      else if (type == OPTIM_TYPE_BOOL && optim_get_bool(t->opt, g, name, &b) == OPTIM_OK)
+        h = hash_bytes(h, &b, sizeof b);
+      else if (type == OPTIM_TYPE_STRING &&
+               optim_get_string(t->opt, g, name, word, sizeof word) == OPTIM_OK)
+        h = hash_bytes(h, word, strlen(word));
+    }
+  }
+  return h;
+}
+
+/* Load d[0..n) into t; the status; on failure assert that nothing in t
+ * changed and that the handle says why. */
+static int tiny_load(tiny *t, const unsigned char *d, size_t n)
+{
+  const char *p = path_in_dir("tiny-bad.ckpt");
+  /* a new file each time: ext4 flushes a file truncated and rewritten on
+   * close (auto_da_alloc), which made thousands of loads disk-bound */
+  unlink(p);
+  write_file(p, d, n);
+  uint64_t h = tiny_hash(t);
+  int st = optim_load(t->opt, p);
+  if (st != OPTIM_OK) {
+    ck_assert(strlen(optim_errmsg(t->opt)) > 0);
+    ck_assert_msg(tiny_hash(t) == h, "a failed load (%s) changed the optimizer",
+                  optim_strerror(st));
+  }
+  return st;
+}
+
+/* A tiny optimizer after nsteps steps, and its checkpoint's bytes. */
+static unsigned char *tiny_file(tiny *t, int nsteps, size_t *n)
+{
+  tiny_init(t, 0);
+  tiny_steps(t, 0, nsteps);
+  ck_assert_int_eq(optim_save(t->opt, path_in_dir("tiny.ckpt")), OPTIM_OK);
+  return read_file(path_in_dir("tiny.ckpt"), n);
+}
+
+/* Every single-bit flip of a checkpoint is refused: EFORMAT in the magic,
+ * ECORRUPT anywhere else (the header, meta section and each buffer carry a
+ * CRC-32, which detects every single-bit error); every truncation is
+ * refused (EFORMAT when empty, ETRUNCATED otherwise). */
+START_TEST(test_every_bit_and_length)
+{
+  tiny t, u;
+  size_t n;
+  unsigned char *d = tiny_file(&t, 3, &n);
+  unsigned char *v = malloc(n);
+  tiny_init(&u, 0); /* the optimizer loaded into: other state and counters */
+  tiny_steps(&u, 0, 5);
+  ck_assert_int_eq(optim_set_double(u.opt, 1, "lr", 0.5), OPTIM_OK);
+  size_t bits = 0;
+  for (size_t i = 0; i < n; i++)
+    for (int b = 0; b < 8; b++) {
+      memcpy(v, d, n);
+      v[i] ^= (unsigned char)(1u << b);
+      int st = tiny_load(&u, v, n);
+      int want = i < 8 ? OPTIM_EFORMAT : OPTIM_ECORRUPT;
+      ck_assert_msg(st == want, "bit %d of byte %zu of %zu: got %d (%s), want %d", b, i, n, st,
+                    optim_errmsg(u.opt), want);
+      bits++;
+    }
+  for (size_t cut = 0; cut < n; cut++) {
+    int st = tiny_load(&u, d, cut);
+    int want = cut == 0 ? OPTIM_EFORMAT : OPTIM_ETRUNCATED;
+    ck_assert_msg(st == want, "cut at %zu of %zu: got %d (%s), want %d", cut, n, st,
+                  optim_errmsg(u.opt), want);
+  }
+  /* The untouched file loads, and gives exactly the saved optimizer. */
+  ck_assert_int_eq(tiny_load(&u, d, n), OPTIM_OK);
+  ck_assert_uint_eq(tiny_hash(&u), tiny_hash(&t));
+  fprintf(stderr, "checkpoint: %zu single-bit flips and %zu truncations of a %zu-byte file "
+          "refused\n", bits, n, n);
+  free(d);
+  free(v);
+  optim_destroy(t.opt);
+  optim_destroy(u.opt);
+}
+END_TEST
+
+/* A meta section damaged behind a valid CRC (a bug in another writer, or
+ * a deliberate edit): every single-bit flip of it, with the meta and header
+ * CRCs recomputed, is either refused with a checkpoint status and nothing
+ * changed, or accepted (a hyperparameter still in its range, say) and then
+ * steps like any optimizer; never a crash or an out-of-bounds read (this
+ * suite also runs under valgrind and ASan). */
+START_TEST(test_meta_flips_behind_crc)
+{
+  tiny t, u;
+  size_t n;
+  unsigned char *d = tiny_file(&t, 3, &n);
+  unsigned char *v = malloc(n);
+  uint64_t mlen;
+  memcpy(&mlen, d + 16, 8);
+  ck_assert_uint_le(40 + mlen, n);
+  int counts[2] = {0, 0};
+  for (size_t i = 40; i < 40 + mlen; i++)
+    for (int b = 0; b < 8; b++) {
+      memcpy(v, d, n);
+      v[i] ^= (unsigned char)(1u << b);
+      uint32_t c = (uint32_t)crc32(0L, v + 40, (uInt)mlen);
+      memcpy(v + 32, &c, 4);
+      fix_header_crc(v);
+      tiny_init(&u, 0);
+      int st = tiny_load(&u, v, n);
+      ck_assert_msg(st == OPTIM_OK || st == OPTIM_ECORRUPT || st == OPTIM_EMISMATCH ||
+                        st == OPTIM_ENOMEM,
+                    "meta byte %zu bit %d: %d (%s)", i - 40, b, st, optim_errmsg(u.opt));
+      counts[st == OPTIM_OK]++;
+      if (st == OPTIM_OK) { /* what was accepted must be usable: step it (under the checkers) */
+        for (int g = 0; g < 2; g++)
+          for (int ci = 0; ci < 3; ci++) {
+            static const char *counter[3] = {"steps", "skipped", "failed"};
+            int64_t x;
+            ck_assert_int_eq(optim_get_counter(u.opt, g, counter[ci], &x), OPTIM_OK);
+            ck_assert_msg(x >= 0, "meta byte %zu bit %d: %s = %lld loaded", i - 40, b,
+                          counter[ci], (long long)x);
+          }
+        tiny_steps_any(&u);
+      }
+      optim_destroy(u.opt);
+    }
+  ck_assert_int_gt(counts[0], 0);
+  fprintf(stderr, "checkpoint: %d meta-bit flips behind a valid CRC: %d refused, %d loaded\n",
+          counts[0] + counts[1], counts[0], counts[1]);
+  free(d);
+  free(v);
+  optim_destroy(t.opt);
+}
+END_TEST
+
+/* A file written on a machine of the other byte order: every header field
+ * byte-swapped.  Refused with EENDIAN before anything else is read. */
+static void bswap_bytes(unsigned char *p, int n)
+{
+  for (int i = 0; i < n / 2; i++) {
+    unsigned char c = p[i];
+    p[i] = p[n - 1 - i];
+    p[n - 1 - i] = c;
+  }
+}
+
+START_TEST(test_foreign_headers)
+{
+  tiny t, u;
+  size_t n;
+  unsigned char *d = tiny_file(&t, 2, &n);
+  unsigned char *v = malloc(n);
+  tiny_init(&u, 0);
+  tiny_steps(&u, 0, 1);
+  memcpy(v, d, n);
+  static const int field[][2] = {{8, 4}, {12, 4}, {16, 8}, {24, 8}, {32, 4}, {36, 4}};
+  for (int k = 0; k < 6; k++) bswap_bytes(v + field[k][0], field[k][1]);
+  ck_assert_int_eq(tiny_load(&u, v, n), OPTIM_EENDIAN);
+  /* Format versions other than 1 and 2, behind a valid header CRC. */
+  const uint32_t versions[] = {0, CKP_FUTURE_VERSION, 0x02000000u, 0xffffffffu};
+  for (int k = 0; k < 4; k++) {
+    memcpy(v, d, n);
+    memcpy(v + 8, &versions[k], 4);
+    fix_header_crc(v);
+    ck_assert_int_eq(tiny_load(&u, v, n), OPTIM_EVERSION);
+  }
+  /* Section lengths that promise more than the file holds, or less. */
+  const uint64_t mlens[] = {(uint64_t)1 << 41, UINT64_MAX};
+  for (int k = 0; k < 2; k++) {
+    memcpy(v, d, n);
+    memcpy(v + 16, &mlens[k], 8);
+    fix_header_crc(v);
+    ck_assert_int_eq(tiny_load(&u, v, n), OPTIM_ETRUNCATED);
+  }
+  memcpy(v, d, n);
+  uint64_t dlen;
+  memcpy(&dlen, v + 24, 8);
+  dlen -= 1;
+  memcpy(v + 24, &dlen, 8);
+  fix_header_crc(v);
+  ck_assert_int_eq(tiny_load(&u, v, n), OPTIM_ECORRUPT);
+  /* A file that holds a parameter the optimizer lacks, and the other way:
+   * EMISMATCH either way; parameters are matched by name, in any order. */
+  tiny x;
+  tiny_init(&x, 1);
+  ck_assert_int_eq(tiny_load(&x, d, n), OPTIM_EMISMATCH);
+  ck_assert_int_eq(optim_save(x.opt, path_in_dir("extra.ckpt")), OPTIM_OK);
+  size_t xn;
+  unsigned char *xd = read_file(path_in_dir("extra.ckpt"), &xn);
+  ck_assert_int_eq(tiny_load(&u, xd, xn), OPTIM_EMISMATCH);
+  free(xd);
+  optim_destroy(x.opt);
+  free(d);
+  free(v);
+  optim_destroy(t.opt);
+  optim_destroy(u.opt);
+}
+END_TEST
+
+/* optim_load_params validates the whole file as optim_load does: damage in
+ * the data of a parameter it does not restore is refused too (also with
+ * count 0, which only validates), and nothing changes. */
+START_TEST(test_partial_load_validates)
+{
+  tiny t, u;
+  size_t n;
+  unsigned char *d = tiny_file(&t, 3, &n);
+  uint64_t mlen;
+  memcpy(&mlen, d + 16, 8);
+  tiny_init(&u, 0);
+  tiny_steps(&u, 0, 1);
+  const char *p = path_in_dir("tiny-bad.ckpt");
+  /* the first data byte is w's (parameter 0), the last b's (parameter 1) */
+  const size_t at[2] = {(size_t)(40 + mlen), n - 1};
+  for (int k = 0; k < 2; k++) {
+    d[at[k]] ^= 4;
+    write_file(p, d, n);
+    d[at[k]] ^= 4;
+    uint64_t h = tiny_hash(&u);
+    int other = 1 - k;
+    ck_assert_int_eq(optim_load_params(u.opt, p, &other, 1), OPTIM_ECORRUPT);
+    ck_assert(strstr(optim_errmsg(u.opt), "checksum") != NULL);
+    ck_assert_int_eq(optim_load_params(u.opt, p, NULL, 0), OPTIM_ECORRUPT);
+    ck_assert_uint_eq(tiny_hash(&u), h);
+    ck_assert_int_eq(optim_load_params(u.opt, p, &k, 1), OPTIM_ECORRUPT);
+    ck_assert_uint_eq(tiny_hash(&u), h);
+  }
+  /* the intact file: the listed parameter's state only */
+  write_file(p, d, n);
+  int one = 1;
+  ck_assert_int_eq(optim_load_params(u.opt, p, &one, 1), OPTIM_OK);
+  ck_assert_uint_eq(hash_param_state(0, u.opt, 1), hash_param_state(0, t.opt, 1));
+  ck_assert_uint_ne(hash_param_state(0, u.opt, 0), hash_param_state(0, t.opt, 0));
+  free(d);
+  optim_destroy(t.opt);
+  optim_destroy(u.opt);
+}
+END_TEST
+
+/* ---- crash safety: SIGKILL during saves ------------------------------------------------- */
+
+/* A child saves a changing optimizer over one path in a loop and reports
+ * each finished save through a pipe; the parent kills it with SIGKILL at a
+ * random point (seeded), then checks what is on disk.  The target must
+ * load, and hold exactly the last reported version or the one being saved
+ * when the kill came (its rename may have happened before the report);
+ * a leftover temporary file must be refused (EFORMAT when empty,
+ * ETRUNCATED when partly written) or, when complete, hold that version
+ * being saved.  Version k is the optimizer after k steps, regenerated here
+ * from the same deterministic gradients. */
+#define CRASH_N ((int64_t)1 << 18) /* AdamW elements: 1 MiB of parameters, 2 MiB of state */
+#define CRASH_ROUNDS 300
+#define CRASH_MAXV 4096
+
+typedef struct crash_model {
+  optim_optimizer *opt;
+  float *p, *g, w[16 * 12], gw[16 * 12];
+} crash_model;
+
+/* AdamW over a large vector and SOAP over a 16 x 12 matrix; one thread
+ * (the child is forked from a process that may have run OpenMP teams). */
+static int crash_init(crash_model *m)
+{
+  int64_t sw[2] = {16, 12};
+  memset(m, 0, sizeof *m);
+  m->p = malloc((size_t)CRASH_N * sizeof *m->p);
+  m->g = malloc((size_t)CRASH_N * sizeof *m->g);
+  if (!m->p || !m->g || optim_create(&m->opt) != OPTIM_OK) return -1;
+  for (int64_t i = 0; i < CRASH_N; i++) m->p[i] = (float)golden_noise((uint64_t)i, 0, 0, 11);
+  for (int i = 0; i < 16 * 12; i++) m->w[i] = (float)golden_noise((uint64_t)i, 0, 1, 11);
+  int64_t n = CRASH_N;
+  if (optim_set_threads(m->opt, 1) || optim_add_group(m->opt, "adamw", NULL) ||
+      optim_add_group(m->opt, "soap", NULL) ||
+      optim_configure(m->opt, 1, "precondition_frequency=2") ||
+      optim_add_param(m->opt, 0, "big", OPTIM_FLOAT32, 1, &n, m->p, m->g, NULL) ||
+      optim_add_param(m->opt, 1, "w", OPTIM_FLOAT32, 2, sw, m->w, m->gw, NULL))
+    return -1;
+  return 0;
+}
+
+static int crash_step(crash_model *m, int k)
+{
+  golden_grad(OPTIM_FLOAT32, m->p, m->g, (size_t)CRASH_N, (uint64_t)k, 0, 11);
+  golden_grad(OPTIM_FLOAT32, m->w, m->gw, 16 * 12, (uint64_t)k, 1, 11);
+  return optim_step(m->opt);
+}
+
+static void crash_free(crash_model *m)
+{
+  optim_destroy(m->opt);
+  free(m->p);
+  free(m->g);
+}
+
+/* The child: save version k = 1, 2, ... and report k after each save. */
+static void crash_child(int fd, const char *target)
+{
+  crash_model m;
+  if (crash_init(&m) != 0) _exit(2);
+  for (int k = 1; k < CRASH_MAXV; k++) {
+    if (crash_step(&m, k) != OPTIM_OK) _exit(3);
+    if (optim_save(m.opt, target) != OPTIM_OK) _exit(4);
+    if (write(fd, &k, sizeof k) != (ssize_t)sizeof k) _exit(5);
+  }
+  _exit(0);
+}
+
+static double now_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+START_TEST(test_crash_kill)
+{
+  char target[600], tmpdir[512];
+  snprintf(tmpdir, sizeof tmpdir, "%s", path_in_dir("crash"));
+  ck_assert_int_eq(mkdir(tmpdir, 0700), 0);
+  snprintf(target, sizeof target, "%s/state.ckpt", tmpdir);
+  /* hash of version k, computed on demand by stepping a reference */
+  static uint64_t vhash[CRASH_MAXV];
+  int have = 0;
+  crash_model ref, chk;
+  ck_assert_int_eq(crash_init(&ref), 0);
+  ck_assert_int_eq(crash_init(&chk), 0);
+  uint64_t rng = 0x9e3779b97f4a7c15ull; /* fixed seed: the same kill delays every run */
+  double cycle_us = 0, first_us = 0, start_us = now_us();
+  uint64_t on_disk = 0;
+  int kills_in_flight = 0, kills_before_first = 0, maxv = 0;
+  int tmp_partial = 0, tmp_empty = 0, tmp_complete = 0;
+  for (int round = 0; round < CRASH_ROUNDS; round++) {
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    double fork_us = now_us();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+      close(fds[0]);
+      crash_child(fds[1], target);
+    }
+    close(fds[1]);
+    /* Round 0 waits for four saves, which creates the target and measures
+     * the save cycle; later rounds start over the target the round before
+     * left and kill after a random delay from the fork of up to the time
+     * to the first save's end plus two cycles (so also before or during
+     * the child's first save). */
+    int k = 0, last = 0;
+    if (round == 0) {
+      ck_assert_int_eq(read(fds[0], &k, sizeof k), (ssize_t)sizeof k);
+      double t0 = now_us();
+      first_us = t0 - fork_us;
+      for (int j = 0; j < 3; j++) {
+        ck_assert_int_eq(read(fds[0], &k, sizeof k), (ssize_t)sizeof k);
+        last = k;
+      }
+      cycle_us = (now_us() - t0) / 3;
+    } else {
+      rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+      double delay = (double)(rng >> 11) / 9007199254740992.0 * (first_us + 2 * cycle_us);
+      struct timespec ts = {(time_t)(delay / 1e6), (long)(fmod(delay, 1e6) * 1e3)};
+      nanosleep(&ts, NULL);
+    }
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  "round %d: the child ended on its own (status %d)", round, status);
+    while (read(fds[0], &k, sizeof k) == (ssize_t)sizeof k) last = k;
+    close(fds[0]);
+    ck_assert_int_lt(last + 1, CRASH_MAXV);
+    while (have <= last + 1) {
+      if (have > 0) ck_assert_int_eq(crash_step(&ref, have), OPTIM_OK);
+      vhash[have++] = hash_state(ref.opt);
+    }
+    if (last + 1 > maxv) maxv = last + 1;
+
+    int st = optim_load(chk.opt, target);
+    ck_assert_msg(st == OPTIM_OK, "round %d (after save %d): the target does not load: %s", round,
+                  last, optim_errmsg(chk.opt));
+    /* before the child's first report, the target may still be the
+     * previous round's */
+    uint64_t h = hash_state(chk.opt), before_first = last ? vhash[last] : on_disk;
+    ck_assert_msg(h == before_first || h == vhash[last + 1],
+                  "round %d: the target is neither version %d (or the previous round's) nor %d",
+                  round, last, last + 1);
+    kills_in_flight += h != before_first;
+    kills_before_first += last == 0;
+    on_disk = h;
+
+    DIR *dd = opendir(tmpdir);
+    ck_assert_ptr_nonnull(dd);
+    struct dirent *de;
+    while ((de = readdir(dd)) != NULL) {
+      if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+          strcmp(de->d_name, "state.ckpt") == 0)
+        continue;
+      ck_assert_msg(strncmp(de->d_name, "state.ckpt.tmp.", 15) == 0, "unexpected file %s",
+                    de->d_name);
+      char tp[800];
+      snprintf(tp, sizeof tp, "%s/%s", tmpdir, de->d_name);
+      struct stat sb;
+      ck_assert_int_eq(stat(tp, &sb), 0);
+      uint64_t before = hash_state(chk.opt);
+      st = optim_load(chk.opt, tp);
+      if (st == OPTIM_OK) {
+        ck_assert_msg(hash_state(chk.opt) == vhash[last + 1],
+                      "round %d: a complete temporary file is not version %d", round, last + 1);
+        tmp_complete++;
+      } else {
+        ck_assert_msg(st == (sb.st_size == 0 ? OPTIM_EFORMAT : OPTIM_ETRUNCATED),
+                      "round %d: temporary file of %lld bytes: %d (%s)", round,
+                      (long long)sb.st_size, st, optim_errmsg(chk.opt));
+        ck_assert_uint_eq(hash_state(chk.opt), before);
+        if (sb.st_size == 0) tmp_empty++;
+        else tmp_partial++;
+      }
+      /* leftovers are the caller's to remove (optim_save(3)) */
+      ck_assert_int_eq(unlink(tp), 0);
+    }
+    closedir(dd);
+  }
+  fprintf(stderr,
+          "checkpoint: %d SIGKILLs during saves (first save %.1f ms, cycle %.1f ms, up to version %d, %d before the "
+          "first save ended): target always complete (%d times the version being saved); leftover temporary files: %d partial "
+          "(ETRUNCATED), %d empty (EFORMAT), %d complete; %.1f s\n",
+          CRASH_ROUNDS, first_us / 1000, cycle_us / 1000, maxv, kills_before_first, kills_in_flight, tmp_partial, tmp_empty,
+          tmp_complete, (now_us() - start_us) / 1e6);
+  crash_free(&ref);
+  crash_free(&chk);
+  unlink(target);
+  rmdir(tmpdir);
+}
+END_TEST
+
 int main(void)
 {
   snprintf(dir, sizeof dir, "/tmp/optim-ckpt-XXXXXX");
@@ -542,6 +1050,11 @@ int main(void)
   tcase_add_test(tc, test_load_params);
   tcase_add_test(tc, test_load_ranges);
   tcase_add_test(tc, test_reads_format_1);
+  tcase_add_test(tc, test_every_bit_and_length);
+  tcase_add_test(tc, test_meta_flips_behind_crc);
+  tcase_add_test(tc, test_foreign_headers);
+  tcase_add_test(tc, test_partial_load_validates);
+  tcase_add_test(tc, test_crash_kill);
   suite_add_tcase(s, tc);
   int failed = run_suite(s);
   char cmd[300];
