@@ -497,7 +497,10 @@ int optim_schedule_eval(const char *spec, int64_t step, double *factor_out)
   optim_sched s;
   int st = parse_into(spec, &s, NULL, 0);
   if (st) return st;
-  *factor_out = factor(&s, step);
+  /* growing schedules (gamma > 1) overflow a double after enough steps */
+  double f = factor(&s, step);
+  if (!isfinite(f)) return OPTIM_ERANGE;
+  *factor_out = f;
   return OPTIM_OK;
 }
 

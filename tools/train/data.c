@@ -326,18 +326,30 @@ int data_load_idx(const char *images, const char *labels, train_data *out, char 
 
   d.n = (int64_t)n;
   d.dim = (int64_t)dim;
-  d.x = alloc_array(n * dim, sizeof *d.x, 0);
-  d.raw = alloc_array(n, sizeof *d.raw, 0);
+  /* The arrays grow with the data actually read, so that a damaged header
+   * (up to 2^31 values claimed by a 16-byte file) costs no more memory
+   * than the file holds; the labels are allocated once the images are in
+   * (n <= the pixel bytes read). */
+  uint64_t total = n * dim, done = 0;
+  size_t cap = 0;
   buf = malloc(CHUNK);
-  if (!d.x || !d.raw || !buf) {
+  if (!buf) {
     seterr(err, errlen, "%s: out of memory for %" PRIu64 " images", images, n);
     st = DATA_ENOMEM;
     goto fail;
   }
-
-  uint64_t total = n * dim, done = 0;
   while (done < total) {
     size_t want = total - done < CHUNK ? (size_t)(total - done) : (size_t)CHUNK, got;
+    if (done + want > cap) {
+      float *nx = grow(d.x, &cap, (size_t)(done + want), sizeof *d.x);
+      if (!nx) {
+        seterr(err, errlen, "%s: out of memory for %" PRIu64 " images", images, n);
+        st = DATA_ENOMEM;
+        goto fail;
+      }
+      if (cap > total) cap = (size_t)total; /* (grow may round past the end) */
+      d.x = nx;
+    }
     if ((st = gz_read_upto(fi, images, buf, want, &got, err, errlen)) != DATA_OK)
       goto fail;
     for (size_t i = 0; i < got; i++)
@@ -352,6 +364,16 @@ int data_load_idx(const char *images, const char *labels, train_data *out, char 
   }
   if ((st = gz_finish(fi, images, "pixel data", err, errlen)) != DATA_OK)
     goto fail;
+  if (!d.x && !(d.x = alloc_array(0, sizeof *d.x, 0))) { /* (no pixels: n * dim = 0) */
+    st = DATA_ENOMEM;
+    goto fail;
+  }
+  d.raw = alloc_array(n, sizeof *d.raw, 0);
+  if (!d.raw) {
+    seterr(err, errlen, "%s: out of memory for %" PRIu64 " labels", labels, n);
+    st = DATA_ENOMEM;
+    goto fail;
+  }
 
   done = 0;
   while (done < n) {
