@@ -577,6 +577,15 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
             goto out;
           }
           get(&r, v, (size_t)n * sizeof *v);
+          uint64_t bad = n;
+          for (uint64_t q = 0; q < n && !r.bad; q++)
+            if (!(isfinite(v[q]) && v[q] >= 0)) bad = q;
+          if (bad < n) { /* optim_set_schedule_table takes none of these */
+            st = optim__fail(opt, OPTIM_ECORRUPT, "%s: schedule table of %s: factor %llu is %g",
+                             path, nm, (unsigned long long)bad, v[bad]);
+            free(v);
+            goto out;
+          }
           s = optim__sched_table(v, (int64_t)n);
           free(v);
           if (!s) {
@@ -589,6 +598,18 @@ static int load(optim_optimizer *opt, const char *path, const unsigned char *sel
         }
         lg[gi].sched[idx] = s;
         lg[gi].sched_base[idx] = base;
+        /* the base is what a setter accepted, and the value at the loaded
+         * step is checked as the stored values are (a file whose schedule
+         * leaves the range would load, then fail its save's reload) */
+        char msg[128];
+        hp_value bv = {.d = base}, sv = {.d = base * optim__sched_factor(s, lg[gi].steps)};
+        if (!isfinite(base) || optim__hp_check_value(&g->alg->hp[idx], bv, msg, sizeof msg) ||
+            !isfinite(sv.d) || optim__hp_check_value(&g->alg->hp[idx], sv, msg, sizeof msg)) {
+          st = optim__fail(opt, OPTIM_ECORRUPT,
+                           "%s: schedule of %s: base %g, %g at step %lld: outside its range",
+                           path, nm, base, sv.d, (long long)lg[gi].steps);
+          goto out;
+        }
       }
     }
   }
