@@ -69,6 +69,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (st < DATA_OK || st > DATA_ELIMIT) abort();
   if (st != DATA_OK) {
     if (!zeroed(&d) || !memchr(err, 0, sizeof err)) abort();
+  } else if (d.n * d.dim > ((int64_t)1 << 22)) {
+    /* Up to DATA_MAX_ELEMS is legitimate (a few LIBSVM lines naming a
+     * feature near 2^24 describe gigabytes of dense data): checked for
+     * shape only, not scanned or copied by the split. */
+    if (d.n < 1 || d.dim < 1 || !d.x || !d.raw || d.n * d.dim > DATA_MAX_ELEMS) abort();
   } else {
     if (d.n < 1 || d.dim < 1 || !d.x || !d.raw) abort();
     for (int64_t i = 0; i < d.n * d.dim; i++)
