@@ -382,7 +382,8 @@ DECOMP_IMPL(double, f64)
     const int64_t f = hp_i(g, FREQ), k0 = hp_i(g, STAGGER) ? slot % f : 0;               \
     const int refresh = !first && (t + k0) % f == 0;                                    \
     /* The factors are updated in place: a step that decomposes (the first, or a      \
-     * refresh) runs on copies of the state (alg.fallible, optim_step_prepare), so a   \
+     * refresh, or one whose gradient could overflow a factor) runs on copies of the   \
+     * state (alg.fallible, optim_step_prepare), so a                                  \
      * failure below changes nothing.  G_(i) G_(i)^T goes to the upper triangle of    \
      * GGn (scratch), the lerp runs on the upper triangle and is mirrored: the lower   \
      * triangle's values are the same (both inputs are symmetric).  New bases of a     \

@@ -23,8 +23,8 @@ static void fx_fill(float *p, float *g, size_t n, float s)
   }
 }
 
-/* NULL when the library refuses any of it (it never does; checked by
- * tests/fuzz.sh through the replay programs). */
+/* NULL when the library refuses any of it (it never does: the replay
+ * programs of make check would fail first). */
 static optim_optimizer *fixture_create(void)
 {
   optim_optimizer *o = NULL;

@@ -1,6 +1,6 @@
 /* mkseed.c - writes the checkpoint harnesses' seed corpus: the fixture's
  * checkpoint after 0, 1, 2 and 3 steps (soap refreshes every 2 steps), in
- * DIR/step0 ... DIR/step3.  Run by hand (make fuzz-seeds); the output is
+ * DIR/step0 ... DIR/step3.  Run by hand (HACKING, "Fuzzing"); the output is
  * committed in tests/fuzz/corpus/checkpoint. */
 #include <stdio.h>
 #include <stdlib.h>
